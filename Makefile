@@ -1,0 +1,58 @@
+# One command sets up and runs the main job (`make run`); one sets up and passes the tests (`make test`).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: all setup run emulator test lint format typecheck pytest bench lock clean
+
+all: test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall when the dependency declarations or locks change.
+$(STAMP): $(BIN)/python pyproject.toml requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements-dev.lock -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/ingest run --local --duration 5
+
+emulator: $(STAMP)
+	$(BIN)/ingest emulator --port 4573 --data-dir data/emulator
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy ingest
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+# Regenerate the exact-version locks: runtime (for the image) and dev (for tests).
+lock:
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/pip install --quiet --upgrade pip
+	.lockvenv/bin/pip install --quiet .
+	.lockvenv/bin/pip freeze --exclude ingest > requirements.lock
+	.lockvenv/bin/pip install --quiet '.[dev]'
+	.lockvenv/bin/pip freeze --exclude ingest > requirements-dev.lock
+	rm -rf .lockvenv
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

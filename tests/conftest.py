@@ -1,0 +1,76 @@
+"""Shared fixtures: a real `moto_server` subprocess on 127.0.0.1 (an independent Firehose)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Dummy credentials so botocore signs requests and never looks for real ones.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.pop("AWS_PROFILE", None)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _moto_server_command() -> list[str]:
+    script = Path(sys.executable).with_name("moto_server")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("moto_server")
+    if found is None:
+        raise RuntimeError("moto_server not found: install the dev extras (make test does)")
+    return [found]
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """Start `moto_server` on a free 127.0.0.1 port for the session; yield its endpoint URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*_moto_server_command(), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def moto(moto_server: str) -> str:
+    """The moto endpoint, with its state reset before the test."""
+    request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+    return moto_server
