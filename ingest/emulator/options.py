@@ -1,0 +1,123 @@
+"""Frozen, keyword-only configuration of the emulator: quotas, faults and the server itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.firehose.limits import default_quota
+
+DEFAULT_STREAM = "aws-ml-cert"
+DEFAULT_BUFFER_SIZE_BYTES = 1024 * 1024
+DEFAULT_BUFFER_INTERVAL_S = 1.0
+
+
+def _check_rate(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}={value!r}: expected a fraction between 0.0 and 1.0")
+
+
+def _check_non_negative(name: str, value: float | None) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"{name}={value!r}: expected a number >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultOptions:
+    """Injected faults, all off by default; only PutRecord and PutRecordBatch are affected.
+
+    Rates are fractions in [0, 1]. With a ``seed`` the sequence of decisions is reproducible
+    for the same sequence of calls.
+    """
+
+    seed: int | None = None
+    #: fraction of records answered ServiceUnavailableException/InternalFailure in a 200
+    record_failure_rate: float = 0.0
+    #: fraction of calls answered 500 InternalFailure or 503 ServiceUnavailableException
+    call_error_rate: float = 0.0
+    #: seconds added to every data call, plus a uniform jitter in [0, latency_jitter_s]
+    latency_s: float = 0.0
+    latency_jitter_s: float = 0.0
+    #: fraction of calls whose connection is reset (TCP RST) after the body was read
+    reset_rate: float = 0.0
+    #: fraction of calls whose records are stored but the client gets a 500 (duplicates)
+    accepted_error_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("record_failure_rate", "call_error_rate", "reset_rate"):
+            _check_rate(name, getattr(self, name))
+        _check_rate("accepted_error_rate", self.accepted_error_rate)
+        _check_non_negative("latency_s", self.latency_s)
+        _check_non_negative("latency_jitter_s", self.latency_jitter_s)
+
+    @property
+    def enabled(self) -> bool:
+        return any(
+            (
+                self.record_failure_rate,
+                self.call_error_rate,
+                self.latency_s,
+                self.latency_jitter_s,
+                self.reset_rate,
+                self.accepted_error_rate,
+            )
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuotaOptions:
+    """Per-stream throughput quotas (None = unlimited), each a token bucket with a 1 s burst."""
+
+    records_per_s: int | None = None
+    requests_per_s: int | None = None
+    bytes_per_s: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("records_per_s", "requests_per_s", "bytes_per_s"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name}={value!r}: expected a positive integer or None")
+
+    @classmethod
+    def for_region(cls, region: str) -> QuotaOptions:
+        """AWS's default Direct PUT quota for ``region``."""
+        quota = default_quota(region)
+        return cls(
+            records_per_s=quota.records_per_s,
+            requests_per_s=quota.requests_per_s,
+            bytes_per_s=quota.bytes_per_s,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return any(
+            v is not None for v in (self.records_per_s, self.requests_per_s, self.bytes_per_s)
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmulatorOptions:
+    """How the emulator listens, where it writes and how it behaves.
+
+    ``data_dir=None`` makes the emulator use a temporary directory that it deletes on stop.
+    ``record_log`` keeps every stored record in memory for ``stored_records``; it grows with
+    the run, so the CLI turns it off (in-process use and tests keep it on).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    data_dir: Path | None = None
+    streams: tuple[str, ...] = (DEFAULT_STREAM,)
+    buffer_size_bytes: int = DEFAULT_BUFFER_SIZE_BYTES
+    buffer_interval_s: float = DEFAULT_BUFFER_INTERVAL_S
+    quotas: QuotaOptions = field(default_factory=QuotaOptions)
+    faults: FaultOptions = field(default_factory=FaultOptions)
+    record_log: bool = True
+    region: str = "us-east-1"
+
+    def __post_init__(self) -> None:
+        if self.buffer_size_bytes <= 0:
+            raise ValueError(f"buffer_size_bytes={self.buffer_size_bytes!r}: expected > 0")
+        _check_non_negative("buffer_interval_s", self.buffer_interval_s)
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port={self.port!r}: expected 0-65535")
