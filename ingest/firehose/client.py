@@ -1,0 +1,227 @@
+"""The Firehose client: the only object in `ingest` that talks to AWS.
+
+Control plane (DescribeDeliveryStream) goes through an aioboto3 client, which also resolves the
+session, credentials, region and endpoint. The data plane (PutRecordBatch) is posted with
+aiohttp: the body is built by concatenation (`wire`), signed with botocore's SigV4 signer
+(`signing`) and the answer parsed with orjson, because botocore's per-entry serialisation and
+parsing would cost more CPU than everything else in the producer together.
+
+botocore is configured with one attempt (``total_max_attempts=1``): retries belong to the
+producer's retry policy alone.
+"""
+
+from __future__ import annotations
+
+import io
+from contextlib import AsyncExitStack
+from typing import Any, Final, NamedTuple, Self
+
+import aioboto3
+import aiohttp
+import orjson
+from aiobotocore.config import AioConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+
+from ingest.errors import (
+    FirehoseConnectionError,
+    FirehoseError,
+    InvalidArgumentError,
+    RequestTimeoutError,
+)
+from ingest.firehose.classify import error_from_http
+from ingest.firehose.signing import RequestSigner, missing_credentials_error
+from ingest.firehose.wire import (
+    PutBatchResult,
+    encode_put_record_batch,
+    parse_error,
+    parse_put_record_batch,
+    target_header,
+)
+
+__all__ = ["FirehoseClient", "StreamDescription"]
+
+_LARGE_BODY_BYTES: Final = 1024 * 1024
+
+
+class StreamDescription(NamedTuple):
+    """What DescribeDeliveryStream says about the target stream."""
+
+    name: str
+    status: str
+    stream_type: str
+
+
+class FirehoseClient:
+    """A client bound to one delivery stream; use ``async with`` (or start/close).
+
+    `request_timeout_s` bounds one PutRecordBatch call (connect + send + answer);
+    `max_connections` sizes the HTTP connection pool (the producer passes its max_inflight).
+    """
+
+    def __init__(
+        self,
+        stream: str,
+        *,
+        region: str,
+        endpoint_url: str | None = None,
+        request_timeout_s: float = 10.0,
+        connect_timeout_s: float = 5.0,
+        max_connections: int = 8,
+        session: aioboto3.Session | None = None,
+    ) -> None:
+        self.stream = stream
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self._request_timeout_s = request_timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._max_connections = max_connections
+        self._session = session
+        self._stream_json = orjson.dumps(stream)
+        self._put_target = target_header("PutRecordBatch")
+        self._stack = AsyncExitStack()
+        self._boto: Any = None
+        self._http: aiohttp.ClientSession | None = None
+        self._signer: RequestSigner | None = None
+        self._url = ""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Create the aioboto3 client and HTTP pool, resolve endpoint and credentials.
+
+        Raises `CredentialsError` if no credentials can be found.
+        """
+        try:
+            await self._open()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _open(self) -> None:
+        session = self._session or aioboto3.Session(region_name=self.region)
+        config = AioConfig(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=self._connect_timeout_s,
+            read_timeout=self._request_timeout_s,
+        )
+        self._boto = await self._stack.enter_async_context(
+            session.client(
+                "firehose",
+                region_name=self.region,
+                endpoint_url=self.endpoint_url,
+                config=config,
+            )
+        )
+        self.endpoint_url = str(self._boto.meta.endpoint_url)
+        self._url = self.endpoint_url.rstrip("/") + "/"
+        credentials = session.get_credentials()
+        if hasattr(credentials, "__await__"):
+            credentials = await credentials
+        self._signer = RequestSigner(credentials, self.region)
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._max_connections),
+            timeout=aiohttp.ClientTimeout(
+                total=self._request_timeout_s, sock_connect=self._connect_timeout_s
+            ),
+        )
+        self._stack.push_async_callback(self._http.close)
+
+    async def close(self) -> None:
+        """Close the HTTP pool and the aioboto3 client. Idempotent."""
+        self._http = None
+        await self._stack.aclose()
+
+    async def put_record_batch(self, records: list[bytes]) -> PutBatchResult:
+        """Send one PutRecordBatch with `records` (1..500, limits checked by the caller).
+
+        Returns the per-entry result of a 200 answer. Raises a `FirehoseError` subclass for a
+        failed call; its `ambiguous` flag says whether the records may have been stored.
+        Cancellation abandons the request; its outcome is then unknown to the caller.
+        """
+        if self._http is None or self._signer is None:
+            raise RuntimeError("FirehoseClient is not started")
+        body = encode_put_record_batch(self._stream_json, records)
+        headers = await self._signer.sign(self._url, body, self._put_target)
+        # aiohttp warns about (and would write in one piece) bodies over 1 MiB given as bytes.
+        data: bytes | io.BytesIO = io.BytesIO(body) if len(body) > _LARGE_BODY_BYTES else body
+        try:
+            async with self._http.post(self._url, data=data, headers=headers) as response:
+                payload = await response.read()
+                status = response.status
+                request_id = response.headers.get("x-amzn-RequestId")
+                error_type = response.headers.get("x-amzn-ErrorType")
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
+            # Never connected: nothing can have been stored.
+            raise FirehoseConnectionError("ConnectFailed", _describe(exc)) from exc
+        except TimeoutError as exc:
+            message = f"no complete answer within {self._request_timeout_s} s"
+            raise RequestTimeoutError("RequestTimeout", message, ambiguous=True) from exc
+        except aiohttp.ClientError as exc:
+            raise FirehoseConnectionError("ConnectionLost", _describe(exc), ambiguous=True) from exc
+        if status == 200:
+            return parse_put_record_batch(payload, len(records), request_id)
+        raise parse_error(status, payload, request_id, error_type)
+
+    async def describe_stream(self) -> StreamDescription:
+        """DescribeDeliveryStream for the bound stream (a control-plane call: AWS allows 5/s per
+        account, so never poll it in a loop). Raises a typed `FirehoseError`."""
+        if self._boto is None:
+            raise RuntimeError("FirehoseClient is not started")
+        try:
+            answer = await self._boto.describe_delivery_stream(DeliveryStreamName=self.stream)
+        except (NoCredentialsError, PartialCredentialsError):
+            raise missing_credentials_error() from None
+        except ClientError as exc:
+            raise _from_client_error(exc) from None
+        except (ConnectTimeoutError, ReadTimeoutError) as exc:
+            raise RequestTimeoutError("RequestTimeout", str(exc)) from exc
+        except BotoCoreError as exc:
+            raise FirehoseConnectionError("ConnectFailed", str(exc)) from exc
+        described = answer["DeliveryStreamDescription"]
+        return StreamDescription(
+            name=described["DeliveryStreamName"],
+            status=described.get("DeliveryStreamStatus", "UNKNOWN"),
+            stream_type=described.get("DeliveryStreamType", "DirectPut"),
+        )
+
+    async def check_target(self) -> StreamDescription:
+        """Describe the stream and verify it accepts PutRecordBatch (DirectPut, not deleting).
+
+        Raises `StreamNotFoundError`, `AccessDeniedError`, `CredentialsError`,
+        `InvalidArgumentError` (wrong stream type or status) or a transport `FirehoseError`.
+        """
+        described = await self.describe_stream()
+        if described.stream_type == "KinesisStreamAsSource":
+            raise InvalidArgumentError(
+                "InvalidArgumentException",
+                f"stream {self.stream!r} reads from a Kinesis stream; PutRecordBatch needs a "
+                "DirectPut stream",
+            )
+        if described.status in {"DELETING", "CREATING_FAILED", "DELETING_FAILED"}:
+            raise InvalidArgumentError(
+                "StreamNotActive", f"stream {self.stream!r} is {described.status}"
+            )
+        return described
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _from_client_error(exc: ClientError) -> FirehoseError:
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
+    request_id = exc.response.get("ResponseMetadata", {}).get("RequestId")
+    return error_from_http(status, error.get("Code"), error.get("Message", ""), request_id)

@@ -1,0 +1,161 @@
+"""PutRecordBatch on the wire (JSON 1.1) without botocore's per-entry serialise/parse.
+
+The request body is built by concatenation (base64 per record, done in C by `binascii`), and
+the answer is parsed with orjson into a `PutBatchResult` whose entries stay index-aligned with
+the records sent. Pure functions: no I/O here.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Final
+
+import orjson
+
+from ingest.errors import FirehoseError, ServerError
+from ingest.firehose.classify import entry_error, error_from_http, normalize_code
+
+__all__ = [
+    "CONTENT_TYPE",
+    "EntryFailure",
+    "PutBatchResult",
+    "encode_put_record_batch",
+    "parse_error",
+    "parse_put_record_batch",
+    "target_header",
+]
+
+CONTENT_TYPE: Final = "application/x-amz-json-1.1"
+_TARGET_PREFIX: Final = "Firehose_20150804."
+_b64 = partial(binascii.b2a_base64, newline=False)
+_RECORD_SEPARATOR: Final = b'"},{"Data":"'
+_FAILED_PUT_COUNT: Final = re.compile(rb'"FailedPutCount"\s*:\s*(\d+)')
+
+
+def target_header(operation: str) -> str:
+    """The ``X-Amz-Target`` value for an operation name, e.g. ``PutRecordBatch``."""
+    return _TARGET_PREFIX + operation
+
+
+def encode_put_record_batch(stream_json: bytes, records: list[bytes]) -> bytes:
+    """The JSON body of PutRecordBatch; `stream_json` is the stream name as a JSON string.
+
+    `records` must be non-empty; limits are the caller's business (the accumulator).
+    """
+    return b"".join(
+        (
+            b'{"DeliveryStreamName":',
+            stream_json,
+            b',"Records":[{"Data":"',
+            _RECORD_SEPARATOR.join(map(_b64, records)),
+            b'"}]}',
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFailure:
+    """One failed entry of a 200 answer: its index in the request and its typed error."""
+
+    index: int
+    error: FirehoseError
+
+
+class PutBatchResult:
+    """The typed answer to one PutRecordBatch that returned HTTP 200.
+
+    `responses` is ``RequestResponses``: same length and order as the records sent; each entry
+    holds ``RecordId`` or ``ErrorCode`` + ``ErrorMessage``. When every entry succeeded the body
+    is parsed only if someone asks for a RecordId (the common case never does).
+    """
+
+    __slots__ = ("_body", "_responses", "failed_put_count", "request_id")
+
+    def __init__(
+        self,
+        failed_put_count: int,
+        responses: list[dict[str, str]] | None,
+        request_id: str | None,
+        body: bytes = b"",
+    ) -> None:
+        self.failed_put_count = failed_put_count
+        self.request_id = request_id
+        self._responses = responses
+        self._body = body
+
+    @property
+    def responses(self) -> list[dict[str, str]]:
+        if self._responses is None:
+            self._responses = orjson.loads(self._body)["RequestResponses"]
+            self._body = b""
+        return self._responses
+
+    def record_id(self, index: int) -> str | None:
+        """The RecordId of entry `index`, or None if that entry failed."""
+        return self.responses[index].get("RecordId")
+
+    def failures(self) -> list[EntryFailure]:
+        """The failed entries, in index order (empty when `failed_put_count` is 0)."""
+        if self.failed_put_count == 0:
+            return []
+        return [
+            EntryFailure(i, entry_error(entry["ErrorCode"], entry.get("ErrorMessage", "")))
+            for i, entry in enumerate(self.responses)
+            if "ErrorCode" in entry
+        ]
+
+
+def _malformed(reason: str, request_id: str | None) -> ServerError:
+    # We cannot tell what was stored: treat like a 500 (resend, duplicates possible).
+    return ServerError(
+        "MalformedResponse", reason, status=200, request_id=request_id, ambiguous=True
+    )
+
+
+def parse_put_record_batch(body: bytes, sent: int, request_id: str | None) -> PutBatchResult:
+    """Parse a 200 answer for `sent` records. Raises an ambiguous `ServerError` if the body is
+    not the documented shape (wrong JSON, or a RequestResponses length that differs).
+
+    Fast path: ``"FailedPutCount":0`` and exactly `sent` ``"RecordId"`` keys (ids never contain
+    quotes) means all delivered; the full parse is deferred until a RecordId is wanted.
+    """
+    failed_count = _FAILED_PUT_COUNT.search(body)
+    all_ok = failed_count is not None and failed_count.group(1) == b"0"
+    if all_ok and body.count(b'"RecordId"') == sent:
+        return PutBatchResult(0, None, request_id, body)
+    try:
+        payload: Any = orjson.loads(body)
+        failed = int(payload.get("FailedPutCount", 0))
+        responses = payload["RequestResponses"]
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise _malformed(f"unreadable PutRecordBatch answer: {exc}", request_id) from None
+    if not isinstance(responses, list) or len(responses) != sent:
+        got = len(responses) if isinstance(responses, list) else type(responses).__name__
+        raise _malformed(f"RequestResponses has {got} entries for {sent} records", request_id)
+    if failed and not any("ErrorCode" in entry for entry in responses):
+        raise _malformed(f"FailedPutCount={failed} but no entry has an ErrorCode", request_id)
+    return PutBatchResult(failed, responses, request_id)
+
+
+def parse_error(
+    status: int, body: bytes, request_id: str | None, error_type_header: str | None
+) -> FirehoseError:
+    """The typed error for a non-200 answer; reads ``__type`` (with or without namespace) and
+    ``message``/``Message`` from a JSON body, else the ``x-amzn-ErrorType`` header."""
+    code: str | None = None
+    message = ""
+    try:
+        payload = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        payload = None
+        message = body[:200].decode("utf-8", "replace")
+    if isinstance(payload, dict):
+        raw_code = payload.get("__type") or payload.get("code") or payload.get("Code")
+        code = normalize_code(str(raw_code)) if raw_code else None
+        message = str(payload.get("message") or payload.get("Message") or "")
+    if code is None and error_type_header:
+        code = normalize_code(error_type_header)
+    return error_from_http(status, code, message, request_id)

@@ -1,0 +1,42 @@
+"""Checks a record must pass before the producer takes it: type and size.
+
+Pure functions; each error names the field, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+from ingest.errors import RecordTooLargeError
+from ingest.firehose.limits import MAX_RECORD_BYTES
+
+__all__ = ["record_size", "record_sizes"]
+
+
+def record_size(record: object, largest: int) -> int:
+    """Size in bytes of one record; raises `TypeError` (not bytes) or `RecordTooLargeError`
+    (over `largest`: the Firehose limit or the queue byte bound)."""
+    if type(record) is not bytes:
+        raise TypeError(f"record: expected bytes, got {type(record).__name__}")
+    size = len(record)
+    if size > largest:
+        raise _too_large(size, largest, "record")
+    return size
+
+
+def record_sizes(records: list[bytes], largest: int) -> list[int]:
+    """Sizes of many records, all checked before any is used (errors name the index)."""
+    if records and set(map(type, records)) != {bytes}:  # one C-level pass on the fast path
+        index, wrong = next((i, r) for i, r in enumerate(records) if type(r) is not bytes)
+        raise TypeError(f"records[{index}]: expected bytes, got {type(wrong).__name__}")
+    sizes = list(map(len, records))
+    if sizes and max(sizes) > largest:
+        index = next(i for i, size in enumerate(sizes) if size > largest)
+        raise _too_large(sizes[index], largest, f"records[{index}]")
+    return sizes
+
+
+def _too_large(size: int, largest: int, field: str) -> RecordTooLargeError:
+    if size > MAX_RECORD_BYTES:
+        limit = f"the Firehose limit of {MAX_RECORD_BYTES:,} bytes per record (before base64)"
+    else:
+        limit = f"max_queue_bytes={largest:,}"
+    return RecordTooLargeError(f"{field}: {size:,} bytes exceeds {limit}; never sent")

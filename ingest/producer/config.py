@@ -1,0 +1,84 @@
+"""`ProducerConfig`: every tunable of the producer, validated once, frozen.
+
+Durations are float seconds (`_s`), sizes are bytes (`_bytes`). Invalid values raise
+`ConfigError` naming the field, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Final
+
+from ingest.errors import ConfigError
+from ingest.firehose.limits import MAX_RECORD_BYTES
+
+__all__ = ["DEFAULT_REGION", "DEFAULT_STREAM", "ProducerConfig"]
+
+DEFAULT_STREAM: Final = "aws-ml-cert"
+DEFAULT_REGION: Final = "us-east-1"
+_STREAM_NAME: Final = re.compile(r"[a-zA-Z0-9_.-]{1,64}")
+_REGION: Final = re.compile(r"[a-z0-9-]{2,32}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProducerConfig:
+    """What a `Producer` is allowed to hold, how it batches, sends and gives up."""
+
+    stream: str = DEFAULT_STREAM
+    region: str = DEFAULT_REGION
+    endpoint_url: str | None = None
+    max_queue_records: int = 100_000  # records held: queued + in flight + awaiting resend
+    max_queue_bytes: int = 64 * 1024 * 1024  # raw bytes held, same scope
+    linger_s: float = 0.02  # how long a partial batch waits for more records
+    max_inflight: int = 8  # concurrent PutRecordBatch requests (and HTTP connections)
+    max_attempts: int = 8  # sends per record, the first included
+    record_deadline_s: float = 120.0  # no resend starts later than this after the first send
+    request_timeout_s: float = 10.0  # one PutRecordBatch call, connect to last byte
+    connect_timeout_s: float = 5.0
+    backoff_base_s: float = 0.1  # first backoff window; doubles per attempt (full jitter)
+    backoff_cap_s: float = 5.0
+    close_timeout_s: float = 30.0  # default drain deadline of close() and `async with`
+    records_per_s: float | None = None  # client-side pacing; None = unpaced
+    bytes_per_s: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_str(self.stream, "stream", _STREAM_NAME, "1-64 characters of [a-zA-Z0-9_.-]")
+        _check_str(self.region, "region", _REGION, "an AWS region such as 'us-east-1'")
+        url = self.endpoint_url
+        if url is not None and (
+            not isinstance(url, str) or not url.startswith(("http://", "https://"))
+        ):
+            raise ConfigError(f"endpoint_url: expected an http(s) URL or None, got {url!r}")
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if spec.name.startswith("max_") and spec.name != "max_queue_bytes":
+                _check_number(spec.name, value, int, minimum=1)
+            elif spec.name.endswith("_s") and value is not None:
+                _check_number(spec.name, value, float, minimum=0.0)
+        _check_number("max_queue_bytes", self.max_queue_bytes, int, minimum=1)
+        for name in ("records_per_s", "bytes_per_s"):
+            if getattr(self, name) == 0:
+                raise ConfigError(f"{name}: expected a positive rate or None, got 0")
+        for name in ("request_timeout_s", "connect_timeout_s", "record_deadline_s"):
+            _check_number(name, getattr(self, name), float, minimum=1e-3)
+
+    @property
+    def largest_record_bytes(self) -> int:
+        """The largest record `put` accepts: the Firehose limit or the queue byte bound."""
+        return min(MAX_RECORD_BYTES, self.max_queue_bytes)
+
+
+def _check_str(value: object, name: str, pattern: re.Pattern[str], expected: str) -> None:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ConfigError(f"{name}: expected {expected}, got {value!r}")
+
+
+def _check_number(name: str, value: object, kind: type, *, minimum: float) -> None:
+    allowed = (int,) if kind is int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        raise ConfigError(
+            f"{name}: expected {'an int' if kind is int else 'a number'}, got {value!r}"
+        )
+    if value < minimum or value != value:  # NaN compares unequal to itself
+        raise ConfigError(f"{name}: expected a value >= {minimum}, got {value!r}")

@@ -1,0 +1,269 @@
+"""`Producer`: the embeddable facade (start, put, flush, check_target, stats, close).
+
+    async with Producer(stream="aws-ml-cert", region="us-east-1") as producer:
+        receipt = await producer.put(b'{"k": 1}\\n')   # waits while the queue is full
+        receipts = await producer.put_many(events)      # the high-rate path
+    # leaving the block drains: stop intake, ship partial batches, await in-flight requests
+
+The producer holds at most `max_queue_records` records and `max_queue_bytes` raw bytes
+(retries included). Every record put ends delivered or failed (failed ones go to `on_failure`),
+so ``put == delivered + failed + pending`` at all times and pending is 0 after `close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import Any, Self
+
+import aioboto3
+
+from ingest.errors import (
+    FirehoseError,
+    ProducerClosedError,
+    ProducerCrashedError,
+    ProducerError,
+    QueueFullError,
+)
+from ingest.firehose.client import FirehoseClient, StreamDescription
+from ingest.producer.accumulator import Accumulator
+from ingest.producer.admission import record_size, record_sizes
+from ingest.producer.batch import Receipt, Receipts
+from ingest.producer.config import DEFAULT_REGION, DEFAULT_STREAM, ProducerConfig
+from ingest.producer.ledger import FailureHandler, Ledger
+from ingest.producer.ratelimit import RateLimiter
+from ingest.producer.sender import RetryPolicy, Sender
+from ingest.producer.stats import Counters, ProducerStats
+
+__all__ = ["Producer"]
+
+
+class Producer:
+    """Batches records into PutRecordBatch calls to one Firehose stream; see the module doc.
+
+    Keyword options are the fields of `ProducerConfig` (validated: `ConfigError`).
+    `on_failure` receives settled failed records (default: one log line per settlement);
+    `session` is an optional aioboto3 session (credentials, profile).
+    """
+
+    def __init__(
+        self,
+        stream: str = DEFAULT_STREAM,
+        region: str = DEFAULT_REGION,
+        endpoint_url: str | None = None,
+        *,
+        on_failure: FailureHandler | None = None,
+        session: aioboto3.Session | None = None,
+        **options: Any,
+    ) -> None:
+        self.config = ProducerConfig(
+            stream=stream, region=region, endpoint_url=endpoint_url, **options
+        )
+        config = self.config
+        self._client = FirehoseClient(
+            config.stream,
+            region=config.region,
+            endpoint_url=config.endpoint_url,
+            request_timeout_s=config.request_timeout_s,
+            connect_timeout_s=config.connect_timeout_s,
+            max_connections=config.max_inflight,
+            session=session,
+        )
+        self._counters = Counters(time.monotonic())
+        self._ledger = Ledger(self._counters, self._release, on_failure)
+        self._acc = Accumulator(
+            self._ledger,
+            max_records=config.max_queue_records,
+            max_bytes=config.max_queue_bytes,
+            linger_s=config.linger_s,
+        )
+        self._sender = Sender(
+            self._client,
+            self._acc,
+            self._ledger,
+            policy=RetryPolicy(
+                max_attempts=config.max_attempts,
+                deadline_s=config.record_deadline_s,
+                backoff_base_s=config.backoff_base_s,
+                backoff_cap_s=config.backoff_cap_s,
+            ),
+            max_inflight=config.max_inflight,
+            limiter=RateLimiter(config.records_per_s, config.bytes_per_s),
+            on_fatal=self._fatal,
+            on_crash=self._crash,
+        )
+        self._largest = config.largest_record_bytes
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._problem: BaseException | None = None  # fatal FirehoseError or crash
+        self._closing = False
+        self._closed = False
+        self._closed_event = asyncio.Event()
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ProducerConfig,
+        *,
+        on_failure: FailureHandler | None = None,
+        session: aioboto3.Session | None = None,
+    ) -> Producer:
+        options = {name: getattr(config, name) for name in config.__dataclass_fields__}
+        return cls(on_failure=on_failure, session=session, **options)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Open the Firehose client and start the sender. Raises `CredentialsError` when no
+        credentials exist, `ProducerError` if already started."""
+        if self._dispatcher is not None or self._closing:
+            raise ProducerError("producer already started")
+        await self._client.start()
+        self._dispatcher = asyncio.create_task(self._sender.run(), name="ingest-producer-sender")
+        self._dispatcher.add_done_callback(self._dispatcher_done)
+
+    # -- intake -------------------------------------------------------------------------------
+
+    async def put(self, record: bytes, timeout: float | None = None) -> Receipt:
+        """Queue one record; waits (at most `timeout` seconds, None = forever) while the
+        queue is full. Raises `PutTimeoutError`, `RecordTooLargeError`, `TypeError`,
+        `ProducerClosedError`, `ProducerCrashedError` or the fatal `FirehoseError` that stopped
+        the producer. Cancelling the wait queues nothing."""
+        size = self._admit(record)
+        if not self._acc.has_room(size):
+            await self._acc.wait_for_room(size, timeout, self._check_open, accepted=0)
+        return self._acc.append(record, size)
+
+    def put_nowait(self, record: bytes) -> Receipt:
+        """Queue one record or raise `QueueFullError` at once (plus the errors of `put`)."""
+        size = self._admit(record)
+        if not self._acc.has_room(size):
+            raise QueueFullError(f"queue full: {self._acc.describe_fill()}")
+        return self._acc.append(record, size)
+
+    async def put_many(self, records: Iterable[bytes], timeout: float | None = None) -> Receipts:
+        """Queue many records in order (the fast path: no per-record receipt object).
+
+        All records are checked before any is queued. Waits for room like `put`; if the wait
+        times out, `PutTimeoutError.accepted` says how many of the first records were queued.
+        """
+        batch = records if isinstance(records, list) else list(records)
+        sizes = self._admit_many(batch)
+        receipts = Receipts()
+        taken = self._acc.append_many(batch, sizes, 0, receipts)
+        while taken < len(batch):
+            await self._acc.wait_for_room(sizes[taken], timeout, self._check_open, accepted=taken)
+            taken = self._acc.append_many(batch, sizes, taken, receipts)
+        return receipts
+
+    def _admit(self, record: object) -> int:
+        self._check_open()
+        return record_size(record, self._largest)
+
+    def _admit_many(self, records: list[bytes]) -> list[int]:
+        self._check_open()
+        return record_sizes(records, self._largest)
+
+    def _check_open(self) -> None:
+        if self._problem is not None:
+            if isinstance(self._problem, FirehoseError):
+                raise self._problem.with_traceback(None)
+            raise ProducerCrashedError(
+                f"producer background task crashed: {self._problem!r}"
+            ) from self._problem
+        if self._closing:
+            raise ProducerClosedError("producer is closed; no more records are accepted")
+        if self._dispatcher is None:
+            raise ProducerError("producer not started: use `async with Producer(...)`")
+
+    def _release(self, records: int, nbytes: int) -> None:
+        self._acc.release(records, nbytes)
+
+    # -- outcome, control plane and stats ------------------------------------------------------
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Send partial batches now and wait until every record put so far is settled
+        (delivered or failed). Raises `TimeoutError` after `timeout` seconds; cancelling or
+        timing out the wait changes nothing about the records."""
+        self._acc.seal()
+        async with asyncio.timeout(timeout):
+            for batch in list(self._ledger.unsettled):
+                await batch.wait()
+
+    async def check_target(self) -> StreamDescription:
+        """DescribeDeliveryStream (control plane, ~5 calls/s per account: do not poll fast).
+        Raises `StreamNotFoundError`, `AccessDeniedError`, `CredentialsError`,
+        `InvalidArgumentError` or a transport `FirehoseError`."""
+        return await self._client.check_target()
+
+    def stats(self) -> ProducerStats:
+        """A consistent snapshot of counters and gauges (no I/O, no await)."""
+        return ProducerStats.capture(
+            self._counters,
+            queue_records=self._acc.queue_records,
+            queue_bytes=self._acc.queue_bytes,
+            now=time.monotonic(),
+            closing=self._closing,
+            closed=self._closed,
+        )
+
+    # -- shutdown and failure ------------------------------------------------------------------
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Drain and stop: refuse new records, ship partial batches now, wait for in-flight
+        requests and resends up to `timeout` seconds (default `close_timeout_s`), then cancel
+        what is left and fail it to `on_failure` with reason ``close_timeout``. Idempotent. If
+        close itself is cancelled, the remaining records are still failed before it returns."""
+        if self._closing:
+            await self._closed_event.wait()
+            return
+        self._closing = True
+        self._acc.close()
+        timeout = self.config.close_timeout_s if timeout is None else timeout
+        try:
+            if self._dispatcher is not None:
+                await asyncio.wait({self._dispatcher}, timeout=timeout)
+        finally:
+            await self._stop_everything("close_timeout", "not delivered before the close deadline")
+            await self._client.close()
+            self._closed = True
+            self._closed_event.set()
+
+    async def _stop_everything(self, reason: str, message: str) -> None:
+        tasks = self._sender.cancel_inflight(reason)
+        if self._dispatcher is not None and not self._dispatcher.done():
+            self._dispatcher.cancel()
+            tasks.add(self._dispatcher)
+        if tasks:
+            await asyncio.wait(tasks)
+        self._acc.take_unsent()
+        self._ledger.fail_unsettled(reason, message)
+
+    def _fatal(self, error: FirehoseError) -> None:
+        """The target is unusable: fail what is not in flight, refuse further records."""
+        if self._problem is None:
+            self._problem = error
+        self._ledger.fail_batches(self._acc.take_unsent(), error.reason, str(error))
+        self._acc.wake_all()
+
+    def _crash(self, exc: BaseException) -> None:
+        if self._problem is None or isinstance(self._problem, FirehoseError):
+            self._problem = exc
+        # Cancelled requests cannot deliver; settling their batches now is therefore final.
+        self._sender.cancel_inflight("crashed")
+        self._acc.take_unsent()
+        self._ledger.fail_unsettled("crashed", f"producer crashed: {exc!r}")
+        self._acc.wake_all()
+
+    def _dispatcher_done(self, task: asyncio.Task[None]) -> None:
+        if self._closing:
+            return
+        if task.cancelled():
+            self._crash(asyncio.CancelledError("the producer's sender task was cancelled"))
+        elif task.exception() is not None:
+            self._crash(task.exception() or RuntimeError("sender task failed"))

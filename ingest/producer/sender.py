@@ -1,0 +1,214 @@
+"""The sender: requests in flight, the retry policy, resends of failed entries, outcomes.
+
+One dispatcher task takes ready batches from the accumulator and starts one task per request,
+at most `max_inflight` at a time. Each request task owns its batch until every record in it is
+settled: tenacity (the only retry authority; botocore makes one attempt) decides whether and
+when to resend, with exponential backoff, full jitter and a cap, bounded by attempts and by a
+per-record deadline counted from the batch's first attempt. After a 200 with failed entries only
+those entries are resent. A cancelled request is settled as failed, never as delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_random_exponential,
+)
+
+from ingest.errors import FirehoseError, ThrottledError
+from ingest.firehose.wire import PutBatchResult
+from ingest.producer.accumulator import Accumulator
+from ingest.producer.batch import Batch
+from ingest.producer.ledger import Ledger
+from ingest.producer.ratelimit import RateLimiter
+
+__all__ = ["BatchTransport", "RetryPolicy", "Sender"]
+
+_TRANSIENT_OUTCOMES = frozenset({"throttled", "server_error", "connection_error", "timeout"})
+
+
+class BatchTransport(Protocol):
+    async def put_record_batch(self, records: list[bytes]) -> PutBatchResult: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """Attempts per record (first send included), deadline and backoff, all in seconds."""
+
+    max_attempts: int
+    deadline_s: float
+    backoff_base_s: float
+    backoff_cap_s: float
+
+    def retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts) | stop_before_delay(self.deadline_s),
+            wait=wait_random_exponential(multiplier=self.backoff_base_s, max=self.backoff_cap_s),
+            retry=retry_if_exception(_is_retriable),
+            reraise=True,
+        )
+
+
+class _EntriesFailed(Exception):
+    """Some entries of a 200 failed retriably; they are pending in the batch."""
+
+    retriable = True
+
+    def __init__(self, failures: list[tuple[int, FirehoseError]]) -> None:
+        super().__init__(f"{len(failures)} entries failed")
+        self.failures = failures
+
+
+def _is_retriable(exc: BaseException) -> bool:
+    return isinstance(exc, FirehoseError | _EntriesFailed) and exc.retriable
+
+
+def _outcome(exc: FirehoseError) -> str:
+    return exc.reason if exc.reason in _TRANSIENT_OUTCOMES else "client_error"
+
+
+class Sender:
+    """Sends ready batches; `on_fatal` is told when the target is unusable (e.g. not found)."""
+
+    def __init__(
+        self,
+        transport: BatchTransport,
+        accumulator: Accumulator,
+        ledger: Ledger,
+        *,
+        policy: RetryPolicy,
+        max_inflight: int,
+        limiter: RateLimiter,
+        on_fatal: Callable[[FirehoseError], None],
+        on_crash: Callable[[BaseException], None],
+    ) -> None:
+        self._transport = transport
+        self._accumulator = accumulator
+        self._ledger = ledger
+        self._counters = ledger.counters
+        self._policy = policy
+        self._slots = asyncio.Semaphore(max_inflight)
+        self._limiter = limiter
+        self._on_fatal = on_fatal
+        self._on_crash = on_crash
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.cancel_reason = "cancelled"
+
+    async def run(self) -> None:
+        """Dispatch until the accumulator is closed and empty, then wait for the requests in
+        flight. Cancelling it stops dispatching; in-flight requests are not touched."""
+        while True:
+            await self._slots.acquire()
+            batch = await self._accumulator.next_batch()
+            if batch is None:
+                self._slots.release()
+                break
+            if self._limiter.active:
+                await self._limiter.acquire(len(batch.records), batch.nbytes)
+            task = asyncio.create_task(self._send(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    def cancel_inflight(self, reason: str) -> set[asyncio.Task[None]]:
+        """Cancel every request in flight; their records are failed with `reason`."""
+        self.cancel_reason = reason
+        tasks = set(self._tasks)
+        for task in tasks:
+            task.cancel()
+        return tasks
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._on_crash(task.exception() or RuntimeError("request task failed"))
+
+    async def _send(self, batch: Batch) -> None:
+        try:
+            await self._deliver(batch)
+        except asyncio.CancelledError:
+            self._ledger.fail_pending(
+                batch,
+                self.cancel_reason,
+                "cancelled while in flight or backing off; the records may have been stored",
+            )
+            raise
+        except BaseException as exc:
+            self._ledger.fail_pending(batch, "internal_error", repr(exc))
+            raise
+        finally:
+            self._slots.release()
+
+    async def _deliver(self, batch: Batch) -> None:
+        counters = self._counters
+        ambiguous = False
+        try:
+            async for attempt in self._policy.retrying():
+                with attempt:
+                    if batch.attempts:
+                        resent = len(batch.pending_indices())
+                        counters.records_retried += resent
+                        if ambiguous:
+                            counters.duplicates_possible += resent
+                    ambiguous = False
+                    batch.attempts += 1
+                    try:
+                        await self._attempt(batch)
+                    except FirehoseError as exc:
+                        ambiguous = exc.ambiguous
+                        raise
+        except _EntriesFailed as exc:
+            given_up = [(i, err.reason, self._gave_up(batch, err)) for i, err in exc.failures]
+            self._ledger.fail_each(batch, given_up)
+        except FirehoseError as exc:
+            self._ledger.fail_pending(batch, exc.reason, self._gave_up(batch, exc))
+            if exc.fatal:
+                self._on_fatal(exc)
+
+    async def _attempt(self, batch: Batch) -> None:
+        """One PutRecordBatch for the batch's pending records; settles what it can."""
+        counters = self._counters
+        records = batch.pending_records()
+        counters.inflight_requests += 1
+        started = time.monotonic()
+        try:
+            result = await self._transport.put_record_batch(records)
+        except FirehoseError as exc:
+            self._finished(started, _outcome(exc))
+            if isinstance(exc, ThrottledError):
+                counters.throttled += len(records)
+            raise
+        finally:
+            counters.inflight_requests -= 1
+        self._finished(started, "ok" if result.failed_put_count == 0 else "partial")
+        failed = self._ledger.deliver(batch, result)
+        if not failed:
+            return
+        counters.throttled += sum(isinstance(err, ThrottledError) for _, err in failed)
+        final = [(i, err.reason, err.message) for i, err in failed if not err.retriable]
+        self._ledger.fail_each(batch, final)
+        retriable = [(i, err) for i, err in failed if err.retriable]
+        if retriable:
+            raise _EntriesFailed(retriable)
+
+    def _finished(self, started: float, outcome: str) -> None:
+        now = time.monotonic()
+        self._counters.latency.observe(now - started)
+        self._counters.count_request(outcome)
+        self._counters.last_progress_monotonic = now
+
+    @staticmethod
+    def _gave_up(batch: Batch, exc: FirehoseError) -> str:
+        if not exc.retriable:
+            return str(exc)
+        return f"gave up after {batch.attempts} attempt(s): {exc}"
