@@ -1,0 +1,83 @@
+"""`ingest run`: the long-lived service (flags are generated from the configuration keys).
+
+Exit codes: 0 every event delivered, 1 some were not (or the target is unusable), 2 usage or
+configuration error. A configuration mistake prints one line naming the key, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from ingest.errors import ConfigError
+from ingest.service.config import CONFIG_ENV, ServiceConfig, load_config, unknown_env
+from ingest.service.keys import KEYS, KEYS_BY_NAME, Key
+
+EXIT_USAGE = 2
+_METAVARS = {"int": "N", "float": "X", "str": "TEXT", "path": "DIR"}
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `run` subcommand to the `ingest` dispatcher."""
+    parser = subparsers.add_parser(
+        "run",
+        allow_abbrev=False,  # `--rat` must be an error, not a silent `--rate`
+        help="generate events and stream them to Firehose (or the local emulator)",
+        description=(
+            "Generate events and stream them to Firehose until stopped, --count or --duration. "
+            "Precedence: flags > INGEST_* and AWS_* environment > --config TOML file > defaults. "
+            "Exit codes: 0 all delivered, 1 some not, 2 usage or configuration error."
+        ),
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"TOML file with configuration keys (env {CONFIG_ENV})",
+    )
+    for key in KEYS:
+        _add_flag(parser, key)
+    parser.set_defaults(handler=run_command)
+
+
+def _add_flag(parser: argparse.ArgumentParser, key: Key) -> None:
+    default = "unset" if key.default is None else key.default
+    envs = ", ".join((key.env, *key.aws_env))
+    text = f"{key.help} (env {envs}; default {default})"
+    if key.kind == "bool":
+        parser.add_argument(
+            key.flag, dest=key.name, action=argparse.BooleanOptionalAction, help=text
+        )
+        return
+    metavar = "/".join(key.choices) if key.choices else _METAVARS[key.kind]
+    # Values stay text here: the loader converts and validates every layer the same way.
+    parser.add_argument(key.flag, dest=key.name, metavar=metavar, help=text)
+
+
+def flags_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """The flags actually given, by key name (None = not given)."""
+    names = [*KEYS_BY_NAME, "config"]
+    return {name: getattr(args, name, None) for name in names}
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(flags_from_args(args))
+    except ConfigError as exc:
+        print(f"ingest run: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_with_config(config)
+
+
+def run_with_config(config: ServiceConfig) -> int:
+    # Imported here so `ingest emulator` and `--help` do not pay for the producer's imports.
+    from ingest.service.logging import configure_logging
+    from ingest.service.runner import run_service
+
+    configure_logging(config.log_level, config.log_format)
+    try:
+        return asyncio.run(run_service(config, unknown_env=unknown_env(os.environ)))
+    except ConfigError as exc:
+        print(f"ingest run: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

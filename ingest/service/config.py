@@ -1,0 +1,178 @@
+"""The service configuration: one frozen object, built from four layers and validated at start.
+
+Precedence, highest first: command-line flags > environment (`INGEST_<KEY>`, then the standard
+AWS variables `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL_FIREHOSE`) > the TOML file
+(`--config` or `INGEST_CONFIG`) > built-in defaults. AWS credentials are not configuration here:
+they stay with botocore's credential chain and are never read, logged or exported by the service.
+
+Every problem raises `ConfigError` whose message names the key, the value, where it came from
+and what is allowed; the CLI turns it into exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from ingest.errors import ConfigError
+from ingest.producer.config import ProducerConfig
+from ingest.service.keys import KEYS, KEYS_BY_NAME, PRODUCER_KEYS, Key, Value, convert, valid
+
+CONFIG_ENV = "INGEST_CONFIG"
+REDACTED = "***"
+_PRODUCER = ProducerConfig()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceConfig:
+    """Effective settings of `ingest run` (see `ingest.service.keys` for each key's meaning)."""
+
+    stream: str = "aws-ml-cert"
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    local: bool = False
+    local_data_dir: Path | None = None
+    rate: float = 1000.0
+    count: int | None = None
+    duration_s: float | None = None
+    event_size: int | None = None
+    run_id: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    log_level: str = "info"
+    log_format: str = "auto"
+    drain_timeout_s: float = 20.0
+    stall_timeout_s: float = 60.0
+    unreachable_after_s: float = 15.0
+    max_queue_records: int = _PRODUCER.max_queue_records
+    max_queue_bytes: int = _PRODUCER.max_queue_bytes
+    linger_s: float = _PRODUCER.linger_s
+    max_inflight: int = _PRODUCER.max_inflight
+    max_attempts: int = _PRODUCER.max_attempts
+    record_deadline_s: float = _PRODUCER.record_deadline_s
+    request_timeout_s: float = _PRODUCER.request_timeout_s
+    connect_timeout_s: float = _PRODUCER.connect_timeout_s
+    backoff_base_s: float = _PRODUCER.backoff_base_s
+    backoff_cap_s: float = _PRODUCER.backoff_cap_s
+    records_per_s: float | None = None
+    bytes_per_s: float | None = None
+    config_file: Path | None = None
+
+    def producer_options(self) -> dict[str, int | float | None]:
+        """The producer's tuning knobs, plus the drain deadline as its default close timeout."""
+        values = asdict(self)
+        options = {name: values[name] for name in PRODUCER_KEYS}
+        return {**options, "close_timeout_s": self.drain_timeout_s}
+
+    def redacted(self) -> dict[str, object]:
+        """The settings as a loggable mapping: URLs lose credentials, paths become text."""
+        values: dict[str, object] = {}
+        for name, value in asdict(self).items():
+            if name == "endpoint_url" and value is not None:
+                value = redact_url(value)
+            values[name] = str(value) if isinstance(value, Path) else value
+        return values
+
+
+def redact_url(url: str) -> str:
+    """Drop user info and query string from a URL (they may carry credentials)."""
+    parts = urlsplit(url)
+    if not (parts.username or parts.password or parts.query):
+        return url
+    host = parts.hostname or ""
+    netloc = f"{REDACTED}@{host}" if parts.username or parts.password else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, REDACTED if parts.query else "", ""))
+
+
+def load_config(
+    flags: Mapping[str, object], environ: Mapping[str, str] | None = None
+) -> ServiceConfig:
+    """Merge the layers and validate every key.
+
+    `flags` maps key names to the raw text given on the command line (absent = not given);
+    the special name `config` holds the `--config` path. Raises ConfigError.
+    """
+    env = os.environ if environ is None else environ
+    config_file = _config_path(flags, env)
+    layers: dict[str, tuple[object, str, bool]] = {}  # name -> (raw, source, raw is text)
+    if config_file is not None:
+        for name, raw in _read_toml(config_file).items():
+            layers[name] = (raw, f"config file {config_file}", False)
+    for key in KEYS:
+        from_env = _env_value(key, env)
+        if from_env is not None:
+            layers[key.name] = (from_env[1], f"environment variable {from_env[0]}", True)
+        if flags.get(key.name) is not None:
+            layers[key.name] = (flags[key.name], f"flag {key.flag}", True)
+    values = {name: _validated(KEYS_BY_NAME[name], *layer) for name, layer in layers.items()}
+    config = ServiceConfig(**values, config_file=config_file)  # type: ignore[arg-type]
+    _check_together(config)
+    return config
+
+
+def _check_together(config: ServiceConfig) -> None:
+    """Rules between keys (each key alone was already checked)."""
+    if config.event_size is not None and config.event_size > config.max_queue_bytes:
+        raise ConfigError(
+            f"event_size: invalid value {config.event_size} with max_queue_bytes="
+            f"{config.max_queue_bytes}; expected event_size <= max_queue_bytes"
+        )
+
+
+def unknown_env(environ: Mapping[str, str]) -> list[str]:
+    """INGEST_* variables that name no key (probably typos); the caller warns about them."""
+    known = {key.env for key in KEYS} | {CONFIG_ENV}
+    return sorted(name for name in environ if name.startswith("INGEST_") and name not in known)
+
+
+def _config_path(flags: Mapping[str, object], env: Mapping[str, str]) -> Path | None:
+    raw = flags.get("config") or env.get(CONFIG_ENV) or None
+    return None if raw is None else Path(str(raw))
+
+
+def _env_value(key: Key, env: Mapping[str, str]) -> tuple[str, str] | None:
+    for name in (key.env, *key.aws_env):
+        text = env.get(name, "").strip()
+        if text:  # an empty variable counts as unset, as in most shells' `VAR=` idiom
+            return name, text
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config: file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config: cannot read {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(KEYS_BY_NAME))
+    if unknown:
+        allowed = ", ".join(sorted(KEYS_BY_NAME))
+        raise ConfigError(
+            f"{unknown[0]}: unknown key in config file {path}; allowed keys: {allowed}"
+        )
+    return data
+
+
+def _validated(key: Key, raw: object, source: str, from_text: bool) -> Value:
+    try:
+        value = convert(key, raw, from_text=from_text)
+    except ValueError:
+        value = None
+        converted = False
+    else:
+        converted = True
+    if not converted or not valid(key, value):
+        shown = raw if isinstance(raw, str) else repr(raw)
+        raise ConfigError(
+            f"{key.name}: invalid value {shown!r} (from {source}); expected {key.allowed}"
+        )
+    return value

@@ -1,0 +1,224 @@
+"""The service's configuration keys: one table that the loader, the CLI flags and the docs share.
+
+Each key has one name used everywhere: `rate` is `--rate` on the command line, `INGEST_RATE` in
+the environment and `rate = ...` in the TOML file. Durations end in `_s` (float seconds; the flag
+drops the suffix), sizes in bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from ingest.firehose.limits import MAX_RECORD_BYTES
+from ingest.producer.config import ProducerConfig
+
+Kind = Literal["str", "int", "float", "bool", "path"]
+Value = str | int | float | bool | Path | None
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+_STREAM_RE = re.compile(r"[a-zA-Z0-9_.-]{1,64}")
+_REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+_RUN_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Key:
+    """One configuration key: its type, default, allowed values and where it can be set."""
+
+    name: str
+    kind: Kind
+    default: Value
+    allowed: str
+    check: Callable[[object], bool] = lambda _: True
+    help: str
+    optional: bool = False  # True: the key may be unset (None), e.g. "no count limit"
+    aws_env: tuple[str, ...] = ()  # standard AWS variables read after INGEST_<NAME>
+    choices: tuple[str, ...] = ()
+
+    @property
+    def env(self) -> str:
+        return "INGEST_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        # Durations drop their unit suffix on the command line (--drain-timeout), rates keep it.
+        name = self.name if self.name.endswith("_per_s") else self.name.removesuffix("_s")
+        return "--" + name.replace("_", "-")
+
+
+def _url_ok(value: object) -> bool:
+    parts = urlsplit(str(value))
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _matches(pattern: re.Pattern[str]) -> Callable[[object], bool]:
+    return lambda value: pattern.fullmatch(str(value)) is not None
+
+
+def _at_least(low: float, high: float = math.inf) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, int | float) and low <= value <= high
+
+
+def _above(low: float, high: float = math.inf) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, int | float) and low < value <= high
+
+
+def _key(name: str, kind: Kind, default: Value, allowed: str, help: str, **extra: Any) -> Key:
+    return Key(name=name, kind=kind, default=default, allowed=allowed, help=help, **extra)
+
+
+_PRODUCER = ProducerConfig()  # the producer's own defaults are the service's
+
+
+def _knob(name: str, kind: Kind, allowed: str, help: str, check: Callable[[object], bool]) -> Key:
+    """A producer tuning key, defaulting to the producer's own default."""
+    return _key(name, kind, getattr(_PRODUCER, name), allowed, help, check=check)
+
+
+_POSITIVE_INT = "an integer >= 1"
+_POSITIVE_SECONDS = "a number of seconds > 0"
+
+KEYS: tuple[Key, ...] = (
+    # Target
+    _key("stream", "str", "aws-ml-cert", "1-64 characters from a-z A-Z 0-9 _ . -",
+         "Firehose delivery stream name", check=_matches(_STREAM_RE)),
+    _key("region", "str", "us-east-1", "an AWS region name such as us-east-1", "AWS region",
+         check=_matches(_REGION_RE), aws_env=("AWS_REGION", "AWS_DEFAULT_REGION")),
+    _key("endpoint_url", "str", None, "an http:// or https:// URL",
+         "Firehose endpoint (default: AWS for the region)", check=_url_ok, optional=True,
+         aws_env=("AWS_ENDPOINT_URL_FIREHOSE",)),
+    _key("local", "bool", False, "true or false",
+         "start the Firehose emulator in-process and send to it"),
+    _key("local_data_dir", "path", None, "a directory path",
+         "where the in-process emulator writes delivered objects (default: a temp dir)",
+         optional=True),
+    # Generation
+    _key("rate", "float", 1000.0, "a number of events/s >= 0 (0 = as fast as possible)",
+         "events generated per second", check=_at_least(0)),
+    _key("count", "int", None, _POSITIVE_INT, "stop after this many events", optional=True,
+         check=_at_least(1)),
+    _key("duration_s", "float", None, _POSITIVE_SECONDS, "stop generating after this long",
+         optional=True, check=_above(0)),
+    _key("event_size", "int", None,
+         f"a size in bytes from the unpadded event's (~140) to {MAX_RECORD_BYTES}",
+         "pad each event to this many bytes", optional=True, check=_at_least(1, MAX_RECORD_BYTES)),
+    _key("run_id", "str", None, "1-64 characters from A-Z a-z 0-9 _ . : -",
+         "producer id written in every event (default: random)", optional=True,
+         check=_matches(_RUN_ID_RE)),
+    # Operations
+    _key("http_host", "str", "127.0.0.1", "a host name or IP address",
+         "address of the health/metrics server", check=lambda v: bool(str(v).strip())),
+    _key("http_port", "int", 8080, "a port from 0 to 65535 (0 = any free port)",
+         "port of the health/metrics server", check=_at_least(0, 65535)),
+    _key("log_level", "str", "info", "one of debug, info, warning, error", "log level",
+         choices=("debug", "info", "warning", "error")),
+    _key("log_format", "str", "auto", "one of auto, json, console",
+         "log format (auto: console on a TTY, JSON lines otherwise)",
+         choices=("auto", "json", "console")),
+    _key("drain_timeout_s", "float", 20.0, "a number of seconds > 0 and <= 3600",
+         "deadline for the drain on SIGTERM/SIGINT or at the end", check=_above(0, 3600)),
+    _key("stall_timeout_s", "float", 60.0, _POSITIVE_SECONDS,
+         "/healthz answers 503 when the sender made no progress for this long with work pending",
+         check=_above(0)),
+    _key("unreachable_after_s", "float", 15.0, _POSITIVE_SECONDS,
+         "/readyz answers 503 when no request succeeded for this long with work pending",
+         check=_above(0)),
+    # Producer tuning (defaults are the producer's)
+    _knob("max_queue_records", "int", _POSITIVE_INT, "bound of the producer queue, records",
+          _at_least(1)),
+    _knob("max_queue_bytes", "int", _POSITIVE_INT, "bound of the producer queue, bytes",
+          _at_least(1)),
+    _knob("linger_s", "float", "a number of seconds >= 0",
+          "how long a partial batch waits for more records", _at_least(0)),
+    _knob("max_inflight", "int", _POSITIVE_INT, "PutRecordBatch requests in flight",
+          _at_least(1)),
+    _knob("max_attempts", "int", _POSITIVE_INT, "sends per record before it fails",
+          _at_least(1)),
+    _knob("record_deadline_s", "float", _POSITIVE_SECONDS,
+          "no resend starts later than this after a record's first send", _above(0)),
+    _knob("request_timeout_s", "float", _POSITIVE_SECONDS,
+          "timeout of one PutRecordBatch request", _above(0)),
+    _knob("connect_timeout_s", "float", _POSITIVE_SECONDS, "timeout of opening a connection",
+          _above(0)),
+    _knob("backoff_base_s", "float", "a number of seconds >= 0",
+          "first retry backoff window (doubles per attempt, full jitter)", _at_least(0)),
+    _knob("backoff_cap_s", "float", "a number of seconds >= 0", "longest retry backoff",
+          _at_least(0)),
+    _key("records_per_s", "float", None, "a number > 0",
+         "client-side cap on records sent per second (unset = none)", optional=True,
+         check=_above(0)),
+    _key("bytes_per_s", "float", None, "a number > 0",
+         "client-side cap on bytes sent per second (unset = none)", optional=True,
+         check=_above(0)),
+)  # fmt: skip
+
+KEYS_BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}
+PRODUCER_KEYS: tuple[str, ...] = (
+    "max_queue_records",
+    "max_queue_bytes",
+    "linger_s",
+    "max_inflight",
+    "max_attempts",
+    "record_deadline_s",
+    "request_timeout_s",
+    "connect_timeout_s",
+    "backoff_base_s",
+    "backoff_cap_s",
+    "records_per_s",
+    "bytes_per_s",
+)
+
+
+def convert(key: Key, raw: object, *, from_text: bool) -> Value:
+    """Turn a raw value (text from env/flags, or a TOML value) into the key's type.
+
+    Raises ValueError when the value has the wrong shape; range checks are the caller's.
+    """
+    value = _from_text(key, str(raw).strip()) if from_text else _from_toml(key, raw)
+    return value.lower() if key.choices and isinstance(value, str) else value
+
+
+def _from_text(key: Key, text: str) -> Value:
+    if key.kind == "bool":
+        if text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError(text)
+    if key.kind == "int":
+        return int(text)
+    if key.kind == "float":
+        number = float(text)
+        if not math.isfinite(number):
+            raise ValueError(text)
+        return number
+    return Path(text) if key.kind == "path" else text
+
+
+def _from_toml(key: Key, raw: object) -> Value:
+    kind_ok = {
+        "bool": isinstance(raw, bool),
+        "int": isinstance(raw, int) and not isinstance(raw, bool),
+        "float": isinstance(raw, int | float) and not isinstance(raw, bool),
+        "str": isinstance(raw, str),
+        "path": isinstance(raw, str),
+    }[key.kind]
+    if not kind_ok:
+        raise ValueError(raw)
+    if key.kind == "float":
+        return _from_text(key, str(raw))
+    return Path(str(raw)) if key.kind == "path" else raw  # type: ignore[return-value]
+
+
+def valid(key: Key, value: Value) -> bool:
+    """Whether a converted value is within what the key allows."""
+    if value is None:
+        return key.optional
+    if key.choices:
+        return value in key.choices
+    return key.check(value)

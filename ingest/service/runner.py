@@ -1,0 +1,147 @@
+"""`ingest run` from start to exit code: target, producer, HTTP server, generation, drain, summary.
+
+Order of start: the emulator (with --local), the producer, the HTTP server, then a check that the
+target stream exists (a missing stream fails fast with exit 1 instead of retrying forever).
+Order of stop is the reverse, after the drain: stop generating, close the producer within the
+drain deadline (it ships partial batches, awaits in-flight calls and fails what is left to the
+failure handler), then stop the HTTP server and the emulator (which flushes to disk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+
+import structlog
+
+from ingest import __version__
+from ingest.errors import FirehoseError
+from ingest.events import EventGenerator
+from ingest.producer import Producer
+from ingest.service.config import ServiceConfig
+from ingest.service.failures import FailureTally
+from ingest.service.generate import Limits, generate
+from ingest.service.health import Health, RunState
+from ingest.service.pacing import Pacer
+from ingest.service.server import start_server
+from ingest.service.signals import SignalDrain
+from ingest.service.startup import Target, confirm_target, log_start, open_target, report_fatal
+from ingest.service.summary import summarize
+
+log = structlog.get_logger(__name__)
+
+STOP_GRACE_S = 1.0  # how long generation may take to notice a stop before it is cancelled
+
+
+async def run_service(config: ServiceConfig, *, unknown_env: Sequence[str] = ()) -> int:
+    """Run until a limit or a signal; returns the exit code. Raises ConfigError (exit 2)."""
+    events = EventGenerator(run_id=config.run_id, event_size=config.event_size)
+    signals = SignalDrain()
+    signals.install()
+    try:
+        async with AsyncExitStack() as stack:
+            target = await open_target(stack, config)
+            log_start(config, target, events.run_id, unknown_env)
+            try:
+                return await _run(stack, config, target, events, signals)
+            except FirehoseError as exc:  # the target is unusable, e.g. no credentials anywhere
+                return report_fatal(exc, target)
+    finally:
+        signals.remove()
+
+
+async def _run(
+    stack: AsyncExitStack,
+    config: ServiceConfig,
+    target: Target,
+    events: EventGenerator,
+    signals: SignalDrain,
+) -> int:
+    producer = await stack.enter_async_context(_producer(config, target))
+    state = RunState()
+    health = Health(
+        producer,
+        state,
+        stall_timeout_s=config.stall_timeout_s,
+        unreachable_after_s=config.unreachable_after_s,
+    )
+    info = {"version": __version__, "run_id": events.run_id, **target.labels()}
+    await start_server(stack, config, producer, state, health, info)
+    code = await confirm_target(producer, state, config, target)
+    if code is not None:
+        return code
+    generation_started = time.monotonic()
+    stopped_by = await _generate(producer, events, config, state, signals)
+    generation_s = time.monotonic() - generation_started
+    state.draining = True
+    await _drain(producer, config.drain_timeout_s, signals)
+    summary = summarize(
+        producer.stats(), state, stopped_by=stopped_by, generation_s=generation_s,
+        total_s=time.monotonic() - generation_started,
+    )  # fmt: skip
+    log.info("run_finished", **summary.as_log())
+    print(summary.render(), file=sys.stdout, flush=True)
+    return summary.exit_code
+
+
+def _producer(config: ServiceConfig, target: Target) -> Producer:
+    """The producer for the target; its failure handler counts and logs what it gives up."""
+    return Producer(
+        stream=config.stream,
+        region=config.region,
+        endpoint_url=target.endpoint_url,
+        on_failure=FailureTally(),
+        session=target.session,
+        **config.producer_options(),
+    )
+
+
+async def _generate(
+    producer: Producer,
+    events: EventGenerator,
+    config: ServiceConfig,
+    state: RunState,
+    signals: SignalDrain,
+) -> str:
+    """Generation until it ends by itself or a signal; a put blocked by backpressure is
+    cancelled shortly after the signal so the drain can start."""
+    limits = Limits(count=config.count, duration_s=config.duration_s)
+    task = asyncio.create_task(
+        generate(producer, events, Pacer(config.rate), limits, state, signals.stop)
+    )
+    stop = asyncio.create_task(signals.stop.wait())
+    await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    done, _ = await asyncio.wait({task}, timeout=STOP_GRACE_S)
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    # Resync with the ledger: a cancelled put_many may have queued part of its chunk.
+    state.events_generated = producer.stats().records_put
+    return task.result() if done else "signal"
+
+
+async def _drain(producer: Producer, deadline_s: float, signals: SignalDrain) -> None:
+    """Close the producer within `deadline_s`; a second signal asks it to give up at once.
+
+    Either way the producer's close accounts for every record: delivered, or failed to the
+    failure handler (reason ``close_timeout``). An in-flight call is never counted as delivered.
+    """
+    log.info("drain_started", deadline_s=deadline_s, **_pending(producer))
+    close = asyncio.create_task(producer.close(timeout=deadline_s))
+    cut = asyncio.create_task(signals.cut.wait())
+    await asyncio.wait({close, cut}, return_when=asyncio.FIRST_COMPLETED)
+    cut.cancel()
+    if not close.done():
+        # Cancelling close() makes it stop waiting; it still fails what is left before returning.
+        close.cancel()
+    await asyncio.gather(close, return_exceptions=True)
+    log.info("drain_finished", **_pending(producer))
+
+
+def _pending(producer: Producer) -> dict[str, int]:
+    stats = producer.stats()
+    return {"queue_records": stats.queue_records, "inflight_requests": stats.inflight_requests}

@@ -1,0 +1,41 @@
+"""Wires the probes and metrics onto the HTTP server and ties its life to the run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+
+import structlog
+
+from ingest.errors import ConfigError
+from ingest.service.config import ServiceConfig
+from ingest.service.health import Health, RunState, StatsSource
+from ingest.service.http import HttpServer, build_app
+from ingest.service.metrics import ProducerCollector, build_registry
+
+log = structlog.get_logger(__name__)
+
+
+async def start_server(
+    stack: AsyncExitStack,
+    config: ServiceConfig,
+    source: StatsSource,
+    state: RunState,
+    health: Health,
+    info: Mapping[str, str],
+) -> HttpServer:
+    """Listen on http_host:http_port until `stack` unwinds. Raises ConfigError (exit 2)
+    naming the key when the address cannot be used."""
+    registry = build_registry(ProducerCollector(source, state, health, info))
+    server = HttpServer(build_app(health, registry), config.http_host, config.http_port)
+    try:
+        await server.start()
+    except OSError as exc:
+        await server.stop()
+        raise ConfigError(
+            f"http_port: cannot listen on {config.http_host}:{config.http_port} "
+            f"({exc.strerror or exc}); choose another http_host/http_port (0 = any free port)"
+        ) from None
+    stack.push_async_callback(server.stop)
+    log.info("http_listening", url=server.url, routes=["/healthz", "/readyz", "/metrics"])
+    return server
