@@ -20,7 +20,7 @@ $(STAMP): $(BIN)/python pyproject.toml requirements-dev.lock
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/ingest run --local --duration 5
+	$(BIN)/ingest run --local --duration 5 --rate 0 --http-port 0 --local-data-dir data/local
 
 emulator: $(STAMP)
 	$(BIN)/ingest emulator --port 4573 --data-dir data/emulator
@@ -41,8 +41,10 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# Speed and memory figures (never asserted in tests): the emulator's intake, then the producer's.
 bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/bench_emulator.py
+	$(BIN)/python bench/bench_producer.py
 
 # Regenerate the exact-version locks: runtime (for the image) and dev (for tests).
 lock:

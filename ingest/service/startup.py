@@ -60,7 +60,10 @@ async def open_target(stack: AsyncExitStack, config: ServiceConfig) -> Target:
         return Target(kind, config.endpoint_url, config.stream, config.region, credentials_source())
     if config.endpoint_url:
         log.warning("endpoint_url_ignored", reason="local is set: sending to the emulator")
-    options = EmulatorOptions(streams=(config.stream,), data_dir=config.local_data_dir)
+    # No in-memory record log: a long-lived run must stay within the buffering hints' memory.
+    options = EmulatorOptions(
+        streams=(config.stream,), data_dir=config.local_data_dir, record_log=False
+    )
     emulator = await stack.enter_async_context(Emulator(options))
     log.info("emulator_started", url=emulator.endpoint_url, data_dir=str(emulator.data_dir))
     # The emulator ignores signatures, but botocore signs nothing without credentials; dummy
