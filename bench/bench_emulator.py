@@ -65,6 +65,14 @@ async def drive(host: str, port: int, request: bytes, until: float, counts: list
         writer.close()
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process now (Linux /proc), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -73,7 +81,7 @@ def cpu_seconds(pid: int) -> float:
 
 async def measure(
     host: str, port: int, args: argparse.Namespace, pid: int
-) -> tuple[float, int, float]:
+) -> tuple[float, int, float, tuple[float, float]]:
     requests = [
         build_request(host, port, "aws-ml-cert", args.record_size, v)
         for v in range(args.connections)
@@ -81,13 +89,15 @@ async def measure(
     warm = [0, 0]
     await asyncio.gather(*(drive(host, port, r, time.monotonic() + 1.0, warm) for r in requests))
     counts = [0, 0]
+    rss_before = rss_mib(pid)
     cpu_before = cpu_seconds(pid)
     start = time.monotonic()
     until = start + args.duration
     await asyncio.gather(*(drive(host, port, r, until, counts) for r in requests))
     elapsed = time.monotonic() - start
     cpu = cpu_seconds(pid) - cpu_before
-    return counts[0] / elapsed, counts[1], counts[0] / cpu
+    # Memory must follow the buffering hints, not the run's length: compare start and end.
+    return counts[0] / elapsed, counts[1], counts[0] / cpu, (rss_before, rss_mib(pid))
 
 
 def start_emulator(data_dir: str, core: int | None) -> tuple[subprocess.Popen[str], int]:
@@ -124,7 +134,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-emulator-") as data_dir:
         proc, port = start_emulator(data_dir, emulator_core)
         try:
-            rate, calls, per_cpu_s = asyncio.run(measure("127.0.0.1", port, args, proc.pid))
+            rate, calls, per_cpu_s, rss = asyncio.run(measure("127.0.0.1", port, args, proc.pid))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -133,7 +143,8 @@ def main() -> int:
         f"emulator accepted {rate:,.0f} records/s on one core "
         f"({calls} PutRecordBatch calls of {RECORDS_PER_CALL} x {args.record_size} B records, "
         f"{args.connections} connections, {args.duration:g} s); {written:,} bytes delivered; "
-        f"{per_cpu_s:,.0f} records per CPU-second of the emulator"
+        f"{per_cpu_s:,.0f} records per CPU-second of the emulator; "
+        f"emulator RSS {rss[0]:.0f} MiB after warm-up, {rss[1]:.0f} MiB at the end"
     )
     return 0 if proc.returncode == 0 else 1
 

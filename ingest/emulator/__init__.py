@@ -9,11 +9,14 @@
   refused with 413 before being read whole. ``GET /_emulator/stats`` returns the counters.
 - Limits (see ``ingest.firehose.limits``): >500 records or a record >1,024,000 raw bytes -> 400
   ``ValidationException``; >4 MiB raw per call -> 400 ``InvalidArgumentException``; malformed
-  JSON or base64 -> 400 ``SerializationException``; missing fields -> 400 ``ValidationException``.
+  JSON or base64 -> 400 ``SerializationException``; missing fields -> 400 ``ValidationException``;
+  BufferingHints outside 1-128 MB / 0-900 s -> 400 ``ValidationException``. An unexpected bug
+  is answered 500 ``InternalFailure`` (JSON, with ``x-amzn-RequestId``), never a bare 500.
 - Delivery: per stream, records are buffered and written (write + rename) as
   ``<data_dir>/<prefix>YYYY/MM/dd/HH/<stream>-1-YYYY-MM-DD-HH-MM-SS-<uuid>`` when the buffer
   reaches its size or its oldest record its interval (``BufferingHints`` of
   CreateDeliveryStream, else the emulator's defaults), on ``flush()``, on delete and on stop.
+  Objects are staged in ``<data_dir>/.tmp/`` (readers skip it; no prefix may start there).
 - Quotas (``quotas.py``): requests/s exhausted -> 503 for the call; records/s or bytes/s ->
   per-record ``ServiceUnavailableException`` "Slow down." in a 200, or a 503 if nothing fits.
 - Faults (``faults.py``): data calls only; seeded; failed records are never stored, records of an

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+import structlog
 from aiohttp import web
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
@@ -27,12 +28,14 @@ from ingest.emulator.protocol import (
     MAX_BODY_BYTES,
     TARGET_PREFIX,
     ApiError,
+    internal_failure,
     parse_body,
 )
 
 ControlOp = Callable[[dict[str, Any]], Awaitable[bytes]]
 DataOp = Callable[[dict[str, Any], CallFaults, str], Awaitable[bytes]]
 STATS_PATH = "/_emulator/stats"
+log = structlog.get_logger(__name__)
 
 
 def _too_large(size: int | str) -> ApiError:
@@ -83,10 +86,15 @@ class FirehoseHandler:
             if error.status < 500:
                 self.backend.stats.client_errors += 1
             return self._error(error, base)
+        except Exception as error:  # a bug must still look like AWS on the wire, not a bare 500
+            log.exception("emulator_internal_error", error=repr(error))
+            return self._error(internal_failure(), base)
 
     async def _dispatch(self, request: web.BaseRequest, base: str) -> web.StreamResponse:
         if request.method == "GET" and request.path == STATS_PATH:
-            return web.Response(body=orjson.dumps(self.backend.stats.as_dict()))
+            return web.Response(
+                body=orjson.dumps(self.backend.stats.as_dict()), content_type="application/json"
+            )
         length = request.content_length
         if length is not None and length > MAX_BODY_BYTES:
             raise _too_large(length)

@@ -24,6 +24,7 @@ from ingest.emulator.protocol import (
     mixed_response,
     not_found,
     put_record_response,
+    serialization_error,
     slow_down,
     stream_name,
     validation_error,
@@ -227,7 +228,13 @@ def _check_hints(hints: Any) -> None:
         raise invalid_argument("BufferingHints: expected an object")
     for field, low, high in (("SizeInMBs", 1, 128), ("IntervalInSeconds", 0, 900)):
         value = hints.get(field)
-        if value is not None and (not isinstance(value, int) or not low <= value <= high):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise serialization_error(
+                f"BufferingHints.{field}: expected an integer, got {type(value).__name__}"
+            )
+        if not low <= value <= high:
             raise validation_error(
                 f"Value '{value}' at 'bufferingHints.{field[0].lower()}{field[1:]}' failed to "
                 f"satisfy constraint: Member must have value between {low} and {high}"

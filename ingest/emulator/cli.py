@@ -1,7 +1,9 @@
 """``ingest emulator``: run the Firehose-compatible emulator until SIGINT/SIGTERM.
 
 Prints ``emulator listening on http://HOST:PORT`` on stdout once ready (one line, flushed),
-flushes every buffered record on exit and returns 0. Bad flags exit 2, an unusable address 1.
+flushes every buffered record on exit and returns 0. Bad flag values exit 2 with a message
+naming the flag (also an unwritable ``--data-dir`` or an unresolvable ``--host``); an address
+already in use exits 1.
 The record log behind ``stored_records`` is off here: a long run must not grow in memory.
 """
 
@@ -9,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
+from ingest.emulator import flags
 from ingest.emulator.emulator import Emulator
 from ingest.emulator.options import (
     DEFAULT_BUFFER_INTERVAL_S,
@@ -24,40 +29,12 @@ from ingest.emulator.options import (
 )
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-
-
-def _fraction(text: str) -> float:
-    value = _non_negative(text)
-    if value > 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number > 0, got {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = _positive_int(text) if text != "0" else 0
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"expected a port 0-65535, got {text!r}")
-    return value
+FAULT_RATE_HELP = {
+    "record-failure": "records answered ServiceUnavailableException/InternalFailure in a 200",
+    "call-error": "calls answered 500/503 (nothing stored)",
+    "reset": "connections reset mid-request (nothing stored)",
+    "accepted-error": "calls whose records are stored but answered 500 (duplicates)",
+}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,18 +46,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument(
-        "--port", type=_port, default=4573, help="port; 0 picks a free one (default 4573)"
+        "--port", type=flags.port, default=4573, help="port; 0 picks a free one (default 4573)"
     )
-    p.add_argument("--data-dir", type=Path, default=Path("data/emulator"), help="object root")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("data/emulator"),
+        metavar="DIR",
+        help="where objects are written, laid out as in S3 (default data/emulator)",
+    )
     p.add_argument(
         "--create-stream",
         action="append",
         metavar="NAME",
         help=f"stream to create at start (repeatable; default {DEFAULT_STREAM})",
     )
-    p.add_argument("--buffer-size-bytes", type=_positive_int, default=DEFAULT_BUFFER_SIZE_BYTES)
     p.add_argument(
-        "--buffer-interval", type=_non_negative, default=DEFAULT_BUFFER_INTERVAL_S, metavar="S"
+        "--buffer-size-bytes",
+        type=flags.positive_int,
+        default=DEFAULT_BUFFER_SIZE_BYTES,
+        metavar="N",
+        help="write an object once a stream buffers N bytes (default %(default)s); "
+        "CreateDeliveryStream BufferingHints override it per stream",
+    )
+    p.add_argument(
+        "--buffer-interval",
+        type=flags.non_negative,
+        default=DEFAULT_BUFFER_INTERVAL_S,
+        metavar="S",
+        help="... or once its oldest buffered record is S seconds old (default %(default)s)",
     )
     _add_quota_flags(p)
     _add_fault_flags(p)
@@ -89,19 +83,58 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _add_quota_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("quotas (per stream; default unlimited)")
-    g.add_argument("--quota-region", metavar="REGION", help="AWS default quotas of REGION")
-    g.add_argument("--quota-records-per-s", type=_positive_int, metavar="N")
-    g.add_argument("--quota-requests-per-s", type=_positive_int, metavar="N")
-    g.add_argument("--quota-bytes-per-s", type=_positive_int, metavar="N")
+    g.add_argument(
+        "--quota-region",
+        type=flags.region,
+        metavar="REGION",
+        help="AWS's default Direct PUT quotas of REGION (us-east-1: 500,000 records/s, "
+        "2,000 requests/s, 5 MiB/s); the flags below override one each",
+    )
+    g.add_argument(
+        "--quota-records-per-s",
+        type=flags.positive_int,
+        metavar="N",
+        help='excess records get "Slow down." in a 200',
+    )
+    g.add_argument(
+        "--quota-requests-per-s",
+        type=flags.positive_int,
+        metavar="N",
+        help="excess calls get a 503",
+    )
+    g.add_argument(
+        "--quota-bytes-per-s",
+        type=flags.positive_int,
+        metavar="N",
+        help='excess records get "Slow down." in a 200',
+    )
 
 
 def _add_fault_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("faults (PutRecord/PutRecordBatch only; default off)")
     g.add_argument("--seed", type=int, help="seed for reproducible fault decisions")
-    for rate in ("record-failure", "call-error", "reset", "accepted-error"):
-        g.add_argument(f"--fault-{rate}-rate", type=_fraction, default=0.0, metavar="F")
-    g.add_argument("--fault-latency", type=_non_negative, default=0.0, metavar="S")
-    g.add_argument("--fault-latency-jitter", type=_non_negative, default=0.0, metavar="S")
+    for rate, what in FAULT_RATE_HELP.items():
+        g.add_argument(
+            f"--fault-{rate}-rate",
+            type=flags.fraction,
+            default=0.0,
+            metavar="F",
+            help=f"F of {what}",
+        )
+    g.add_argument(
+        "--fault-latency",
+        type=flags.non_negative,
+        default=0.0,
+        metavar="S",
+        help="S seconds per call",
+    )
+    g.add_argument(
+        "--fault-latency-jitter",
+        type=flags.non_negative,
+        default=0.0,
+        metavar="S",
+        help="plus a random 0-S seconds per call",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> EmulatorOptions:
@@ -148,11 +181,39 @@ def run_command(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(emulator))
 
 
+def _data_dir_problem(path: Path) -> str | None:
+    """Why objects cannot be written under ``path`` (created if missing), or None."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return error.strerror or str(error)
+    if not os.access(path, os.W_OK | os.X_OK):
+        return "not writable"
+    return None
+
+
 async def _serve(emulator: Emulator) -> int:
+    options = emulator.options
+    assert options.data_dir is not None  # the CLI always names one
+    problem = _data_dir_problem(options.data_dir)
+    if problem is not None:
+        print(
+            f"ingest emulator: error: --data-dir {str(options.data_dir)!r}: {problem}; "
+            "expected a writable directory (created if missing)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         await emulator.start()
+    except socket.gaierror as error:
+        print(
+            f"ingest emulator: error: --host {options.host!r}: {error.strerror}; "
+            "expected a local IP address or host name such as 127.0.0.1",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     except OSError as error:
-        print(f"ingest emulator: cannot listen: {error}", file=sys.stderr)
+        print(f"ingest emulator: cannot start: {error}", file=sys.stderr)
         return EXIT_FAILURE
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -162,6 +223,18 @@ async def _serve(emulator: Emulator) -> int:
     try:
         await stop.wait()
     finally:
-        await emulator.stop()
+        problem = await _stop(emulator)
+    if problem is not None:
+        print(f"ingest emulator: error: {problem}", file=sys.stderr)
+        return EXIT_FAILURE
     print(f"emulator stopped: {emulator.stats.objects_written} objects written", flush=True)
     return EXIT_OK
+
+
+async def _stop(emulator: Emulator) -> str | None:
+    """Stop and flush; why buffered records could not be written, or None."""
+    try:
+        await emulator.stop()
+    except OSError as error:
+        return f"buffered records could not be written under {str(emulator.data_dir)!r}: {error}"
+    return None

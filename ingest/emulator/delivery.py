@@ -30,6 +30,9 @@ def check_prefix(prefix: str) -> str | None:
     parts = prefix.split("/")
     if any(part in ("..", ".") for part in parts[:-1]):
         return "must not contain '.' or '..' path segments"
+    if len(parts) > 1 and parts[0] == TMP_DIR_NAME:
+        # Objects there would be mistaken for half-written ones and hidden from readers.
+        return f"must not start with '{TMP_DIR_NAME}/', where objects are staged"
     if len(prefix) > 1024 or any(len(part.encode()) > 200 for part in parts):
         return "must be at most 1024 characters, with path segments of at most 200 bytes"
     return None
@@ -56,7 +59,12 @@ class ObjectWriter:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._tmp_dir / f"{uuid.uuid4().hex}.part"
         size = 0
-        with open(tmp, "wb") as out:
+        try:
+            out = open(tmp, "wb")  # noqa: SIM115 - closed by the `with` below
+        except FileNotFoundError:  # the staging dir was removed while running
+            self._tmp_dir.mkdir(parents=True, exist_ok=True)
+            out = open(tmp, "wb")  # noqa: SIM115
+        with out:
             for chunk in chunks:
                 size += out.write(chunk)
         os.replace(tmp, final)
@@ -67,6 +75,6 @@ class ObjectWriter:
         found = [
             path
             for path in self.data_dir.rglob("*")
-            if path.is_file() and TMP_DIR_NAME not in path.relative_to(self.data_dir).parts
+            if path.is_file() and path.relative_to(self.data_dir).parts[0] != TMP_DIR_NAME
         ]
         return sorted(found, key=lambda p: p.relative_to(self.data_dir).as_posix())

@@ -79,12 +79,14 @@ class Emulator:
             raise
         self._runner, self._handler = runner, handler
         host, port = runner.addresses[0][:2]
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address needs brackets in a URL
         self._endpoint_url = f"http://{host}:{port}"
 
     async def stop(self) -> None:
         """Stop listening, then write every buffered record.
 
         In-flight calls are completed (injected latency is cut short), within 10 s.
+        Every stream is flushed even if one cannot be written; the first OSError is re-raised.
 
         A temporary data dir the emulator created itself is deleted.
         """
@@ -94,12 +96,18 @@ class Emulator:
         if self._handler is not None:
             self._handler.stopping.set()
         await runner.cleanup()
+        failures: list[OSError] = []
         for stream in list(self._backend.streams.values()):
-            await stream.close()
+            try:
+                await stream.close()
+            except OSError as error:  # still flush the other streams
+                failures.append(error)
         self._endpoint_url = None
         if self._owned_dir is not None:
             shutil.rmtree(self._owned_dir, ignore_errors=True)
             self._owned_dir = None
+        if failures:
+            raise failures[0]
 
     async def __aenter__(self) -> Emulator:
         await self.start()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +13,8 @@ from ingest.firehose.limits import default_quota
 DEFAULT_STREAM = "aws-ml-cert"
 DEFAULT_BUFFER_SIZE_BYTES = 1024 * 1024
 DEFAULT_BUFFER_INTERVAL_S = 1.0
+#: AWS region names: us-east-1, ap-southeast-2, us-gov-west-1, cn-north-1, ...
+REGION_PATTERN = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}")
 
 
 def _check_rate(name: str, value: float) -> None:
@@ -18,8 +23,15 @@ def _check_rate(name: str, value: float) -> None:
 
 
 def _check_non_negative(name: str, value: float | None) -> None:
-    if value is not None and value < 0:
-        raise ValueError(f"{name}={value!r}: expected a number >= 0")
+    # `not value >= 0` also refuses NaN, which no comparison would catch otherwise.
+    if value is not None and (not value >= 0 or math.isinf(value)):
+        raise ValueError(f"{name}={value!r}: expected a finite number >= 0")
+
+
+def check_region(region: str) -> None:
+    """ValueError unless ``region`` looks like an AWS region name (a typo must not pass)."""
+    if not isinstance(region, str) or REGION_PATTERN.fullmatch(region) is None:
+        raise ValueError(f"region={region!r}: expected an AWS region name such as 'us-east-1'")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,12 +87,14 @@ class QuotaOptions:
     def __post_init__(self) -> None:
         for name in ("records_per_s", "requests_per_s", "bytes_per_s"):
             value = getattr(self, name)
-            if value is not None and value <= 0:
+            bad_type = isinstance(value, bool) or not isinstance(value, int)
+            if value is not None and (bad_type or value <= 0):
                 raise ValueError(f"{name}={value!r}: expected a positive integer or None")
 
     @classmethod
     def for_region(cls, region: str) -> QuotaOptions:
-        """AWS's default Direct PUT quota for ``region``."""
+        """AWS's default Direct PUT quota for ``region``; ValueError for a malformed name."""
+        check_region(region)
         quota = default_quota(region)
         return cls(
             records_per_s=quota.records_per_s,
@@ -116,8 +130,17 @@ class EmulatorOptions:
     region: str = "us-east-1"
 
     def __post_init__(self) -> None:
-        if self.buffer_size_bytes <= 0:
+        streams: object = self.streams  # typed as a tuple, but callers may pass anything
+        if isinstance(streams, str):
+            # tuple("orders") would silently create streams o, r, d, e, s.
+            raise ValueError(f"streams={streams!r}: expected a tuple of names, not a string")
+        object.__setattr__(self, "streams", tuple(self.streams))
+        data_dir: object = self.data_dir
+        if isinstance(data_dir, str | os.PathLike):
+            object.__setattr__(self, "data_dir", Path(data_dir))
+        if isinstance(self.buffer_size_bytes, bool) or self.buffer_size_bytes <= 0:
             raise ValueError(f"buffer_size_bytes={self.buffer_size_bytes!r}: expected > 0")
         _check_non_negative("buffer_interval_s", self.buffer_interval_s)
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port={self.port!r}: expected 0-65535")
+        check_region(self.region)

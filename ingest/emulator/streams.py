@@ -129,7 +129,11 @@ class Stream:
     def describe(self) -> dict[str, Any]:
         s3 = {
             **self.destination,
-            "BufferingHints": self.destination.get("BufferingHints", self.buffering_hints()),
+            # The hints in force: what was given, completed with the emulator's defaults.
+            "BufferingHints": {
+                **self.buffering_hints(),
+                **(self.destination.get("BufferingHints") or {}),
+            },
             "CompressionFormat": self.destination.get("CompressionFormat", "UNCOMPRESSED"),
             "EncryptionConfiguration": self.destination.get(
                 "EncryptionConfiguration", {"NoEncryptionConfig": "NoEncryption"}

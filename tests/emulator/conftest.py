@@ -39,6 +39,21 @@ async def firehose(emulator: Emulator) -> AsyncIterator[Any]:
         yield client
 
 
+@pytest.fixture
+def firehose_for() -> Callable[[Emulator], Any]:
+    """``async with firehose_for(emulator) as client``: an aioboto3 client for that emulator."""
+
+    def open_client(emulator: Emulator) -> Any:
+        return aioboto3.Session().client(
+            "firehose",
+            region_name="us-east-1",
+            endpoint_url=emulator.endpoint_url,
+            config=NO_RETRIES,
+        )
+
+    return open_client
+
+
 class RawCall:
     """Plain HTTP calls to an endpoint, so tests can send what botocore never would."""
 

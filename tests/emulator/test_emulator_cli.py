@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import shutil
 import signal
+import socket
 import sys
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -80,8 +83,9 @@ async def process(tmp_path: Path) -> AsyncIterator[asyncio.subprocess.Process]:
             await proc.wait()
 
 
-async def test_cli_serves_until_sigterm_then_flushes_and_exits_0(
-    process: asyncio.subprocess.Process, tmp_path: Path
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_cli_serves_until_a_signal_then_flushes_and_exits_0(
+    process: asyncio.subprocess.Process, tmp_path: Path, signum: signal.Signals
 ) -> None:
     assert process.stdout is not None
     line = (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode()
@@ -99,9 +103,11 @@ async def test_cli_serves_until_sigterm_then_flushes_and_exits_0(
         assert response["FailedPutCount"] == 0
     data_dir = tmp_path / "data"
     assert [p for p in data_dir.rglob("*") if p.is_file()] == []  # still buffered
-    process.send_signal(signal.SIGTERM)
-    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    process.send_signal(signum)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, stderr
+    assert b"Traceback" not in stderr
+    assert stdout == b"emulator stopped: 1 objects written\n"
     [path] = [p for p in data_dir.rglob("*") if p.is_file()]
     assert path.name.startswith("cli-stream-1-")
     assert path.read_bytes() == b"".join(datas)
@@ -115,6 +121,9 @@ async def test_cli_serves_until_sigterm_then_flushes_and_exits_0(
         ("--quota-records-per-s", "-3"),
         ("--fault-latency", "nan"),
         ("--port", "70000"),
+        ("--port", "-1"),
+        ("--quota-region", "mars-1"),
+        ("--buffer-interval", "inf"),
     ],
 )
 def test_bad_flag_values_are_usage_errors_naming_flag_and_value(
@@ -137,6 +146,59 @@ async def test_a_bad_stream_name_exits_2_without_a_traceback(tmp_path: Path) -> 
     assert stdout == b""
 
 
+def test_every_flag_explains_itself() -> None:
+    parser = argparse.ArgumentParser(prog="ingest")
+    register(parser.add_subparsers(dest="command", required=True))
+    emulator = parser._subparsers._group_actions[0].choices["emulator"]  # type: ignore[union-attr]
+    undocumented = [
+        action.option_strings[0]
+        for action in emulator._actions
+        if action.option_strings and not action.help
+    ]
+    assert undocumented == []
+
+
+async def _run_cli(*argv: str) -> tuple[int, bytes, bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ingest", "emulator", *argv,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode is not None
+    return proc.returncode, stdout, stderr
+
+
+async def test_a_data_dir_that_is_a_file_exits_2_naming_the_flag(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    code, stdout, stderr = await _run_cli("--port", "0", "--data-dir", str(not_a_dir))
+    assert (code, stdout) == (2, b"")
+    assert b"Traceback" not in stderr
+    assert f"--data-dir '{not_a_dir}'".encode() in stderr
+    assert b"expected a writable directory" in stderr
+
+
+async def test_an_unresolvable_host_exits_2_naming_the_flag(tmp_path: Path) -> None:
+    code, stdout, stderr = await _run_cli(
+        "--port", "0", "--host", "999.1.1.1", "--data-dir", str(tmp_path)
+    )
+    assert (code, stdout) == (2, b"")
+    assert b"Traceback" not in stderr
+    assert b"--host '999.1.1.1'" in stderr
+
+
+async def test_a_port_in_use_is_a_runtime_failure(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, stdout, stderr = await _run_cli("--port", str(port), "--data-dir", str(tmp_path))
+    assert (code, stdout) == (1, b"")
+    assert b"Traceback" not in stderr
+    assert b"cannot start" in stderr
+    assert str(port).encode() in stderr
+
+
 async def test_process_helper_reports_counters_and_flushes_on_stop(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     async with run_emulator_process(data_dir, "--buffer-interval", "600") as emulator:
@@ -148,8 +210,34 @@ async def test_process_helper_reports_counters_and_flushes_on_stop(tmp_path: Pat
             )
         stats = await emulator.stats()
         assert stats["records_accepted"] == 30
+        url = emulator.endpoint_url + "/_emulator/stats"
+        with await asyncio.to_thread(urllib.request.urlopen, url, timeout=30) as raw:
+            assert raw.headers["Content-Type"] == "application/json"
         assert stats["calls"] == {"PutRecordBatch": 1}
         assert emulator.objects() == []
         assert await emulator.stop() == 0
         [path] = emulator.objects()
         assert path.read_bytes() == b"x\n" * 30
+
+
+async def test_a_flush_that_cannot_write_exits_1_with_a_message(
+    process: asyncio.subprocess.Process, tmp_path: Path
+) -> None:
+    """The data dir replaced by a file while running: exit 1 naming it, no traceback."""
+    assert process.stdout is not None
+    ready = READY.match((await asyncio.wait_for(process.stdout.readline(), 30)).decode())
+    assert ready is not None
+    async with aioboto3.Session().client(
+        "firehose", region_name="us-east-1", endpoint_url=ready.group(1)
+    ) as client:
+        await client.put_record(DeliveryStreamName="cli-stream", Record={"Data": b"x\n"})
+    data_dir = tmp_path / "data"
+    shutil.rmtree(data_dir)
+    data_dir.write_text("not a directory any more")
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 1
+    assert b"Traceback" not in stderr
+    assert b"buffered records could not be written under" in stderr
+    assert str(data_dir).encode() in stderr
+    assert stdout == b""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,12 +29,14 @@ def test_object_key_is_firehose_layout_in_utc_of_the_oldest_record() -> None:
     assert re.fullmatch(r"logs/2026/03/07/05/orders-1-2026-03-07-05-09-02-[0-9a-f-]{36}", key)
 
 
-@pytest.mark.parametrize("prefix", ["../x/", "/abs/", "a/../../b/", "a\\b", "x" * 300 + "/"])
+@pytest.mark.parametrize(
+    "prefix", ["../x/", "/abs/", "a/../../b/", "a\\b", "x" * 300 + "/", ".tmp/", ".tmp/x/"]
+)
 def test_prefixes_that_escape_the_data_dir_are_refused(prefix: str) -> None:
     assert check_prefix(prefix) is not None
 
 
-@pytest.mark.parametrize("prefix", ["", "raw/", "a/b/c-", "year=2026/"])
+@pytest.mark.parametrize("prefix", ["", "raw/", "a/b/c-", "year=2026/", ".tmpx/", "a/.tmp/"])
 def test_ordinary_prefixes_are_accepted(prefix: str) -> None:
     assert check_prefix(prefix) is None
 
@@ -190,3 +193,73 @@ async def test_create_with_an_escaping_prefix_is_invalid_argument(
     )
     assert (status, body["__type"]) == (400, "InvalidArgumentException")
     assert "../../etc/" in body["message"]
+
+
+async def test_describe_shows_the_hints_in_force_when_only_some_were_given(
+    tmp_path: Path, firehose_for: Any
+) -> None:
+    """SizeInMBs given, IntervalInSeconds from the emulator's default: both are described."""
+    async with Emulator(data_dir=tmp_path, buffer_interval_s=7) as emu:
+        async with firehose_for(emu) as firehose:
+            await firehose.create_delivery_stream(
+                DeliveryStreamName="sized",
+                ExtendedS3DestinationConfiguration={
+                    "RoleARN": "arn:aws:iam::123456789012:role/r",
+                    "BucketARN": "arn:aws:s3:::b",
+                    "BufferingHints": {"SizeInMBs": 2},
+                },
+            )
+            described = await firehose.describe_delivery_stream(DeliveryStreamName="sized")
+        [destination] = described["DeliveryStreamDescription"]["Destinations"]
+        hints = destination["ExtendedS3DestinationDescription"]["BufferingHints"]
+        assert hints == {"SizeInMBs": 2, "IntervalInSeconds": 7}
+        stream = emu._backend.streams["sized"]
+        assert (stream.buffer_size_bytes, stream.buffer_interval_s) == (2 * 1024 * 1024, 7)
+
+
+async def test_the_key_is_timed_by_the_oldest_record_not_by_the_flush(
+    tmp_path: Path, call: Any, batch: Batch
+) -> None:
+    """Two calls more than a second apart, one object: its key carries the first call's second."""
+    async with Emulator(data_dir=tmp_path, buffer_interval_s=600) as emu:
+        started = int(time.time())
+        await call(emu.endpoint_url, "PutRecordBatch", batch([b"first\n"]))
+        first_done = time.time()
+        await asyncio.sleep(1.1)
+        await call(emu.endpoint_url, "PutRecordBatch", batch([b"second\n"]))
+        await emu.flush()
+        [path] = emu.delivered_objects(STREAM)
+    assert path.read_bytes() == b"first\nsecond\n"
+    stamp = re.search(r"-1-(\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)-", path.name)
+    assert stamp is not None
+    keyed = datetime.strptime(stamp.group(1), "%Y-%m-%d-%H-%M-%S").replace(tzinfo=UTC)
+    assert started <= keyed.timestamp() <= first_done  # UTC, and the oldest record's second
+    hour_dir = path.relative_to(tmp_path).parent.as_posix()
+    assert hour_dir == keyed.strftime("%Y/%m/%d/%H")
+
+
+async def test_only_the_top_level_staging_dir_is_hidden_from_readers(
+    emulator: Emulator, firehose: Any
+) -> None:
+    await firehose.create_delivery_stream(
+        DeliveryStreamName="nested",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/r",
+            "BucketARN": "arn:aws:s3:::b",
+            "Prefix": "a/.tmp/",
+        },
+    )
+    await firehose.put_record(DeliveryStreamName="nested", Record={"Data": b"kept\n"})
+    await emulator.flush("nested")
+    [path] = emulator.delivered_objects("nested")
+    assert path.relative_to(emulator.data_dir).parts[:2] == ("a", ".tmp")
+    assert path.read_bytes() == b"kept\n"
+
+
+def test_a_staging_dir_removed_while_running_is_recreated(tmp_path: Path) -> None:
+    writer = ObjectWriter(tmp_path)
+    writer.prepare(tmp_path)
+    (tmp_path / ".tmp").rmdir()
+    key = "2026/01/01/00/s-1-2026-01-01-00-00-00-0f0f0f0f-0000-4000-8000-000000000000"
+    assert writer.write(key, [b"a\n", b"b\n"]) == 4
+    assert writer.objects() == [tmp_path / key]

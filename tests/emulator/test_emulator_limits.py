@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.emulator import Emulator
 from ingest.emulator.protocol import MAX_BODY_BYTES
+from ingest.emulator.streams import Stream
 from ingest.firehose.limits import MAX_BATCH_BYTES, MAX_RECORD_BYTES, MAX_RECORDS_PER_BATCH
 
 STREAM = "aws-ml-cert"
@@ -143,20 +146,40 @@ async def test_bad_input_gets_the_aws_4xx(
 @REUSE
 @given(
     operation=st.sampled_from(
-        ["PutRecordBatch", "PutRecord", "CreateDeliveryStream", "DescribeDeliveryStream"]
+        [
+            "PutRecordBatch",
+            "PutRecord",
+            "CreateDeliveryStream",
+            "DescribeDeliveryStream",
+            "ListDeliveryStreams",
+            "DeleteDeliveryStream",
+        ]
     ),
     body=st.one_of(
         st.binary(max_size=200),
         st.recursive(
-            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            # Unbounded integers and floats: JSON allows them, orjson cannot encode them all.
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
             lambda inner: (
                 st.lists(inner, max_size=4)
                 | st.dictionaries(
-                    st.sampled_from(["DeliveryStreamName", "Records", "Record", "Data", "x"]), inner
+                    st.sampled_from(
+                        [
+                            "DeliveryStreamName",
+                            "Records",
+                            "Record",
+                            "Data",
+                            "Limit",
+                            "ExtendedS3DestinationConfiguration",
+                            "BufferingHints",
+                            "x",
+                        ]
+                    ),
+                    inner,
                 )
             ),
             max_leaves=12,
-        ).map(orjson.dumps),
+        ).map(lambda value: json.dumps(value).encode()),
     ),
 )
 async def test_arbitrary_bodies_never_get_a_500(
@@ -228,3 +251,59 @@ async def test_oversized_chunked_body_is_refused_by_a_bounded_read(emulator: Emu
     assert answer.startswith(b"HTTP/1.1 413")
     assert emulator.stats.client_errors == 1
     assert emulator.stored_records(STREAM) == []
+
+
+@pytest.mark.parametrize(
+    ("hints", "code"),
+    [
+        ({"SizeInMBs": True}, "SerializationException"),
+        ({"IntervalInSeconds": "60"}, "SerializationException"),
+        ({"SizeInMBs": 129}, "ValidationException"),
+        ({"SizeInMBs": 0}, "ValidationException"),
+        ({"IntervalInSeconds": 901}, "ValidationException"),
+        ({"IntervalInSeconds": -1}, "ValidationException"),
+    ],
+)
+async def test_buffering_hints_outside_the_aws_ranges_are_refused(
+    emulator: Emulator, call: Any, hints: dict[str, Any], code: str
+) -> None:
+    destination = {"RoleARN": "arn:aws:iam::1:role/r", "BucketARN": "arn:aws:s3:::b"}
+    status, body = await call(
+        emulator.endpoint_url,
+        "CreateDeliveryStream",
+        {
+            "DeliveryStreamName": "hinted",
+            "ExtendedS3DestinationConfiguration": {**destination, "BufferingHints": hints},
+        },
+    )
+    assert (status, body["__type"]) == (400, code)
+    [field] = hints
+    assert field[0].lower() + field[1:] in body["message"] or field in body["message"]
+    assert "hinted" not in emulator._backend.streams
+
+
+async def test_an_unexpected_bug_is_answered_as_an_aws_internal_failure(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not aiohttp's bare text 500: the JSON error and request id a client can parse."""
+
+    def broken(self: Stream) -> dict[str, Any]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Stream, "describe", broken)
+    request = urllib.request.Request(
+        emulator.endpoint_url + "/",
+        data=b'{"DeliveryStreamName": "aws-ml-cert"}',
+        headers={"X-Amz-Target": "Firehose_20150804.DescribeDeliveryStream", "Authorization": "x"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        await asyncio.to_thread(urllib.request.urlopen, request, timeout=30)
+    answer = raised.value
+    assert answer.code == 500
+    assert answer.headers["x-amzn-RequestId"]
+    assert answer.headers["Content-Type"] == "application/x-amz-json-1.1"
+    assert json.loads(answer.read()) == {
+        "__type": "InternalFailure",
+        "message": "Internal service failure.",
+    }
+    answer.close()
