@@ -32,7 +32,7 @@ can duplicate records.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
 
 class IngestError(Exception):
@@ -110,6 +110,16 @@ class FirehoseError(IngestError):
         self.status = status
         self.request_id = request_id
         self.ambiguous = ambiguous
+
+    def with_context(self, context: str) -> Self:
+        """A copy of this error whose message ends with `context` (e.g. the stream)."""
+        return type(self)(
+            self.code,
+            f"{self.message} [{context}]" if self.message else f"[{context}]",
+            status=self.status,
+            request_id=self.request_id,
+            ambiguous=self.ambiguous,
+        )
 
 
 class StreamNotFoundError(FirehoseError):

@@ -64,13 +64,19 @@ def min_event_size(run_id: str) -> int:
 class EventGenerator:
     """Produces events with increasing `seq`, starting at 0 (or `start_seq`).
 
-    Not thread-safe; cheap to create. Raises `ConfigError` if `event_size` is smaller than
-    `min_event_size(run_id)`.
+    `run_id` (default: 12 random hex digits) is the ``producer`` field; `event_size` (bytes,
+    newline included) adds a ``pad`` so every event has exactly that size. Not thread-safe;
+    cheap to create. Raises `ConfigError` for a non-str `run_id`, a negative `start_seq`, or
+    an `event_size` that is not an int or is below `min_event_size(run_id)`.
     """
 
     def __init__(
         self, run_id: str | None = None, event_size: int | None = None, *, start_seq: int = 0
     ) -> None:
+        if run_id is not None and not isinstance(run_id, str):
+            raise ConfigError(f"run_id: expected a str or None, got {run_id!r}")
+        if isinstance(start_seq, bool) or not isinstance(start_seq, int) or start_seq < 0:
+            raise ConfigError(f"start_seq: expected an int >= 0, got {start_seq!r}")
         self.run_id = run_id if run_id is not None else uuid.uuid4().hex[:12]
         producer_json = orjson.dumps(self.run_id)
         if event_size is not None:
@@ -141,7 +147,9 @@ class EventGenerator:
         The fast path: the per-event work is done by C code (struct unpack, ``bytes`` ``%``
         over the whole batch, ``splitlines``), not by Python bytecode per event.
         """
-        if n <= 0:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"n: expected an int >= 0 (events to make), got {n!r}")
+        if n == 0:
             return []
         ids = _dashed_uuids(_random_uuid_hex(n), n)
         ts = self._timestamp()

@@ -84,3 +84,30 @@ def test_too_small_event_size_is_refused_with_the_minimum(size: int) -> None:
 def test_non_int_event_size_is_refused() -> None:
     with pytest.raises(ConfigError, match="event_size: expected an int"):
         EventGenerator("run", event_size="150")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"run_id": 5}, "run_id: expected a str or None, got 5"),
+        ({"start_seq": -1}, "start_seq: expected an int >= 0, got -1"),
+        ({"start_seq": "0"}, "start_seq: expected an int >= 0, got '0'"),
+    ],
+)
+def test_bad_generator_options_name_the_field_and_the_value(
+    options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        EventGenerator(**options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("n", [-1, "3", 2.0])
+def test_batch_refuses_a_count_that_is_not_a_non_negative_int(n: object) -> None:
+    with pytest.raises(ValueError, match="n: expected an int >= 0"):
+        EventGenerator("r").batch(n)  # type: ignore[arg-type]
+
+
+def test_an_empty_batch_consumes_no_seq() -> None:
+    generator = EventGenerator("r")
+    assert generator.batch(0) == []
+    assert generator.seq == 0

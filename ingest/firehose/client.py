@@ -172,7 +172,7 @@ class FirehoseClient:
             raise FirehoseConnectionError("ConnectionLost", _describe(exc), ambiguous=True) from exc
         if status == 200:
             return parse_put_record_batch(payload, len(records), request_id)
-        raise parse_error(status, payload, request_id, error_type)
+        raise self._located(parse_error(status, payload, request_id, error_type))
 
     async def describe_stream(self) -> StreamDescription:
         """DescribeDeliveryStream for the bound stream (a control-plane call: AWS allows 5/s per
@@ -184,7 +184,7 @@ class FirehoseClient:
         except (NoCredentialsError, PartialCredentialsError):
             raise missing_credentials_error() from None
         except ClientError as exc:
-            raise _from_client_error(exc) from None
+            raise self._located(_from_client_error(exc)) from None
         except (ConnectTimeoutError, ReadTimeoutError) as exc:
             raise RequestTimeoutError("RequestTimeout", str(exc)) from exc
         except BotoCoreError as exc:
@@ -214,6 +214,12 @@ class FirehoseClient:
                 "StreamNotActive", f"stream {self.stream!r} is {described.status}"
             )
         return described
+
+    def _located(self, error: FirehoseError) -> FirehoseError:
+        """A fatal error names the stream and region: a typo or a wrong region shows at once."""
+        if not error.fatal:
+            return error
+        return error.with_context(f"stream {self.stream!r} in region {self.region!r}")
 
 
 def _describe(exc: BaseException) -> str:

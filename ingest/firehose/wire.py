@@ -98,14 +98,21 @@ class PutBatchResult:
         return self.responses[index].get("RecordId")
 
     def failures(self) -> list[EntryFailure]:
-        """The failed entries, in index order (empty when `failed_put_count` is 0)."""
+        """The entries without a RecordId (failed), in index order; empty when
+        `failed_put_count` (the number of such entries) is 0."""
         if self.failed_put_count == 0:
             return []
         return [
-            EntryFailure(i, entry_error(entry["ErrorCode"], entry.get("ErrorMessage", "")))
+            EntryFailure(i, _entry_error(entry))
             for i, entry in enumerate(self.responses)
-            if "ErrorCode" in entry
+            if "RecordId" not in entry
         ]
+
+
+def _entry_error(entry: dict[str, str]) -> FirehoseError:
+    # An entry without RecordId is not delivered, whatever the rest says: resend it.
+    code = str(entry.get("ErrorCode") or "MissingRecordId")
+    return entry_error(code, str(entry.get("ErrorMessage") or "no RecordId in the answer"))
 
 
 def _malformed(reason: str, request_id: str | None) -> ServerError:
@@ -135,9 +142,12 @@ def parse_put_record_batch(body: bytes, sent: int, request_id: str | None) -> Pu
     if not isinstance(responses, list) or len(responses) != sent:
         got = len(responses) if isinstance(responses, list) else type(responses).__name__
         raise _malformed(f"RequestResponses has {got} entries for {sent} records", request_id)
-    if failed and not any("ErrorCode" in entry for entry in responses):
-        raise _malformed(f"FailedPutCount={failed} but no entry has an ErrorCode", request_id)
-    return PutBatchResult(failed, responses, request_id)
+    if not all(isinstance(entry, dict) for entry in responses):
+        raise _malformed("RequestResponses holds an entry that is not an object", request_id)
+    missing = sum("RecordId" not in entry for entry in responses)
+    if failed and not missing:
+        raise _malformed(f"FailedPutCount={failed} but every entry has a RecordId", request_id)
+    return PutBatchResult(missing, responses, request_id)
 
 
 def parse_error(

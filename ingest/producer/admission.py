@@ -8,14 +8,14 @@ from __future__ import annotations
 from ingest.errors import RecordTooLargeError
 from ingest.firehose.limits import MAX_RECORD_BYTES
 
-__all__ = ["record_size", "record_sizes"]
+__all__ = ["check_many", "record_size", "record_sizes"]
 
 
 def record_size(record: object, largest: int) -> int:
     """Size in bytes of one record; raises `TypeError` (not bytes) or `RecordTooLargeError`
     (over `largest`: the Firehose limit or the queue byte bound)."""
     if type(record) is not bytes:
-        raise TypeError(f"record: expected bytes, got {type(record).__name__}")
+        raise _not_bytes("record", record)
     size = len(record)
     if size > largest:
         raise _too_large(size, largest, "record")
@@ -26,12 +26,35 @@ def record_sizes(records: list[bytes], largest: int) -> list[int]:
     """Sizes of many records, all checked before any is used (errors name the index)."""
     if records and set(map(type, records)) != {bytes}:  # one C-level pass on the fast path
         index, wrong = next((i, r) for i, r in enumerate(records) if type(r) is not bytes)
-        raise TypeError(f"records[{index}]: expected bytes, got {type(wrong).__name__}")
+        raise _not_bytes(f"records[{index}]", wrong)
     sizes = list(map(len, records))
     if sizes and max(sizes) > largest:
         index = next(i for i, size in enumerate(sizes) if size > largest)
         raise _too_large(sizes[index], largest, f"records[{index}]")
     return sizes
+
+
+def check_many(records: object) -> None:
+    """`put_many` wants an iterable of records; one bytes/str object is a likely mistake."""
+    if isinstance(records, bytes | bytearray | memoryview | str):
+        raise TypeError(
+            f"records: expected an iterable of bytes records, got one "
+            f"{type(records).__name__} {_preview(records)} (use put() for a single record)"
+        )
+
+
+def _not_bytes(field: str, value: object) -> TypeError:
+    hint = ""
+    if isinstance(value, str):
+        hint = " (encode text first, e.g. value.encode())"
+    elif isinstance(value, bytearray | memoryview):
+        hint = " (convert with bytes(value))"
+    return TypeError(f"{field}: expected bytes, got {type(value).__name__} {_preview(value)}{hint}")
+
+
+def _preview(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _too_large(size: int, largest: int, field: str) -> RecordTooLargeError:

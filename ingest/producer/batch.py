@@ -10,7 +10,7 @@ indices) and are resent from there, so a record's fate is always found in its ow
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from ingest.errors import RecordFailedError
@@ -129,7 +129,9 @@ class Receipt:
             raise RecordFailedError(failed.reason, failed.message, failed.attempts)
         return self._batch.record_id(self._index) or ""
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, str]:
+        """``await receipt`` is ``await receipt.result()``: the RecordId, or
+        `RecordFailedError`. Cancelling the await does not affect the record."""
         return self.result().__await__()
 
 

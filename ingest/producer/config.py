@@ -6,14 +6,23 @@ Durations are float seconds (`_s`), sizes are bytes (`_bytes`). Invalid values r
 
 from __future__ import annotations
 
+import inspect
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Final
 
 from ingest.errors import ConfigError
 from ingest.firehose.limits import MAX_RECORD_BYTES
 
-__all__ = ["DEFAULT_REGION", "DEFAULT_STREAM", "ProducerConfig"]
+__all__ = [
+    "DEFAULT_REGION",
+    "DEFAULT_STREAM",
+    "ProducerConfig",
+    "check_failure_handler",
+    "check_timeout",
+]
 
 DEFAULT_STREAM: Final = "aws-ml-cert"
 DEFAULT_REGION: Final = "us-east-1"
@@ -41,6 +50,9 @@ class ProducerConfig:
     close_timeout_s: float = 30.0  # default drain deadline of close() and `async with`
     records_per_s: float | None = None  # client-side pacing; None = unpaced
     bytes_per_s: float | None = None
+    # One debug log line per request (outcome, records, seconds). Off by default: an app that
+    # never configured structlog would otherwise print them all.
+    log_requests: bool = False
 
     def __post_init__(self) -> None:
         _check_str(self.stream, "stream", _STREAM_NAME, "1-64 characters of [a-zA-Z0-9_.-]")
@@ -57,11 +69,25 @@ class ProducerConfig:
             elif spec.name.endswith("_s") and value is not None:
                 _check_number(spec.name, value, float, minimum=0.0)
         _check_number("max_queue_bytes", self.max_queue_bytes, int, minimum=1)
+        if not isinstance(self.log_requests, bool):
+            raise ConfigError(f"log_requests: expected True or False, got {self.log_requests!r}")
         for name in ("records_per_s", "bytes_per_s"):
             if getattr(self, name) == 0:
                 raise ConfigError(f"{name}: expected a positive rate or None, got 0")
         for name in ("request_timeout_s", "connect_timeout_s", "record_deadline_s"):
             _check_number(name, getattr(self, name), float, minimum=1e-3)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, object]) -> ProducerConfig:
+        """Build from keyword options; an unknown name is a `ConfigError` listing the known."""
+        known = {spec.name for spec in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(
+                f"{unknown[0]}: unknown producer option (value {options[unknown[0]]!r}); "
+                f"expected one of {', '.join(sorted(known))}"
+            )
+        return cls(**options)  # type: ignore[arg-type]
 
     @property
     def largest_record_bytes(self) -> int:
@@ -80,5 +106,23 @@ def _check_number(name: str, value: object, kind: type, *, minimum: float) -> No
         raise ConfigError(
             f"{name}: expected {'an int' if kind is int else 'a number'}, got {value!r}"
         )
-    if value < minimum or value != value:  # NaN compares unequal to itself
-        raise ConfigError(f"{name}: expected a value >= {minimum}, got {value!r}")
+    if not math.isfinite(value) or value < minimum:
+        raise ConfigError(f"{name}: expected a finite value >= {minimum}, got {value!r}")
+
+
+def check_timeout(name: str, value: object) -> None:
+    """A timeout argument must be None (no limit) or a finite number of seconds >= 0."""
+    if value is not None:
+        _check_number(name, value, float, minimum=0.0)
+
+
+def check_failure_handler(handler: object) -> None:
+    """`on_failure` must be None or a plain callable (an async one would never run)."""
+    if handler is not None and not callable(handler):
+        raise ConfigError(f"on_failure: expected a callable or None, got {handler!r}")
+    if inspect.iscoroutinefunction(handler):
+        # Its coroutine would never be awaited: the failed records would vanish unseen.
+        raise ConfigError(
+            f"on_failure: expected a plain (non-async) callable, got coroutine function "
+            f"{handler!r}; start async work from it with asyncio.create_task"
+        )

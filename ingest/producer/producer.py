@@ -28,9 +28,15 @@ from ingest.errors import (
 )
 from ingest.firehose.client import FirehoseClient, StreamDescription
 from ingest.producer.accumulator import Accumulator
-from ingest.producer.admission import record_size, record_sizes
+from ingest.producer.admission import check_many, record_size, record_sizes
 from ingest.producer.batch import Receipt, Receipts
-from ingest.producer.config import DEFAULT_REGION, DEFAULT_STREAM, ProducerConfig
+from ingest.producer.config import (
+    DEFAULT_REGION,
+    DEFAULT_STREAM,
+    ProducerConfig,
+    check_failure_handler,
+    check_timeout,
+)
 from ingest.producer.ledger import FailureHandler, Ledger
 from ingest.producer.ratelimit import RateLimiter
 from ingest.producer.sender import RetryPolicy, Sender
@@ -42,9 +48,25 @@ __all__ = ["Producer"]
 class Producer:
     """Batches records into PutRecordBatch calls to one Firehose stream; see the module doc.
 
-    Keyword options are the fields of `ProducerConfig` (validated: `ConfigError`).
-    `on_failure` receives settled failed records (default: one log line per settlement);
-    `session` is an optional aioboto3 session (credentials, profile).
+    `stream` must exist in `region`; `endpoint_url` (None: AWS) points at an emulator or
+    moto. Keyword options are the fields of `ProducerConfig`, validated at once (an unknown or
+    invalid one raises `ConfigError` naming it, its value and what is expected):
+
+    - ``max_queue_records`` (100,000), ``max_queue_bytes`` (64 MiB): the one bound on what is
+      held, queued + in flight + awaiting resend; `put` waits while it is reached.
+    - ``linger_s`` (0.02): how long a partial batch waits for more records.
+    - ``max_inflight`` (8): concurrent PutRecordBatch requests.
+    - ``max_attempts`` (8), ``record_deadline_s`` (120): when a record's retries end.
+    - ``request_timeout_s`` (10), ``connect_timeout_s`` (5): per PutRecordBatch call.
+    - ``backoff_base_s`` (0.1), ``backoff_cap_s`` (5): exponential backoff, full jitter.
+    - ``close_timeout_s`` (30): default drain deadline of `close` and ``async with``.
+    - ``records_per_s``, ``bytes_per_s`` (None): optional client-side pacing.
+
+    `on_failure(failed: Sequence[FailedRecord])` is called (synchronously, on the event loop)
+    with the records whose fate became "failed" (default: `log_failures`, one log line per
+    reason); its exceptions are logged, never raised. `session` is an optional aioboto3
+    session (credentials, profile). Use `Producer.from_config` with a `ProducerConfig` for a
+    fully typed construction.
     """
 
     def __init__(
@@ -57,9 +79,10 @@ class Producer:
         session: aioboto3.Session | None = None,
         **options: Any,
     ) -> None:
-        self.config = ProducerConfig(
-            stream=stream, region=region, endpoint_url=endpoint_url, **options
+        self.config = ProducerConfig.from_options(
+            {"stream": stream, "region": region, "endpoint_url": endpoint_url, **options}
         )
+        check_failure_handler(on_failure)
         config = self.config
         self._client = FirehoseClient(
             config.stream,
@@ -91,6 +114,7 @@ class Producer:
             max_inflight=config.max_inflight,
             limiter=RateLimiter(config.records_per_s, config.bytes_per_s),
             on_fatal=self._fatal,
+            log_requests=config.log_requests,
             on_crash=self._crash,
         )
         self._largest = config.largest_record_bytes
@@ -120,8 +144,11 @@ class Producer:
 
     async def start(self) -> None:
         """Open the Firehose client and start the sender. Raises `CredentialsError` when no
-        credentials exist, `ProducerError` if already started."""
-        if self._dispatcher is not None or self._closing:
+        credentials exist, `ProducerError` if already started (`ProducerClosedError` once
+        closed: a producer runs once; make a new one)."""
+        if self._closing:
+            raise ProducerClosedError("producer is closed and cannot restart; make a new Producer")
+        if self._dispatcher is not None:
             raise ProducerError("producer already started")
         await self._client.start()
         self._dispatcher = asyncio.create_task(self._sender.run(), name="ingest-producer-sender")
@@ -134,6 +161,8 @@ class Producer:
         queue is full. Raises `PutTimeoutError`, `RecordTooLargeError`, `TypeError`,
         `ProducerClosedError`, `ProducerCrashedError` or the fatal `FirehoseError` that stopped
         the producer. Cancelling the wait queues nothing."""
+        if timeout is not None:
+            check_timeout("timeout", timeout)
         size = self._admit(record)
         if not self._acc.has_room(size):
             await self._acc.wait_for_room(size, timeout, self._check_open, accepted=0)
@@ -151,7 +180,13 @@ class Producer:
 
         All records are checked before any is queued. Waits for room like `put`; if the wait
         times out, `PutTimeoutError.accepted` says how many of the first records were queued.
+        Cancelling the wait keeps the records already queued (they are counted in
+        ``stats().records_put`` and settle like any other) and queues no more.
         """
+        if timeout is not None:
+            check_timeout("timeout", timeout)
+        if not isinstance(records, list):
+            check_many(records)
         batch = records if isinstance(records, list) else list(records)
         sizes = self._admit_many(batch)
         receipts = Receipts()
@@ -190,6 +225,7 @@ class Producer:
         """Send partial batches now and wait until every record put so far is settled
         (delivered or failed). Raises `TimeoutError` after `timeout` seconds; cancelling or
         timing out the wait changes nothing about the records."""
+        check_timeout("timeout", timeout)
         self._acc.seal()
         async with asyncio.timeout(timeout):
             for batch in list(self._ledger.unsettled):
@@ -198,7 +234,12 @@ class Producer:
     async def check_target(self) -> StreamDescription:
         """DescribeDeliveryStream (control plane, ~5 calls/s per account: do not poll fast).
         Raises `StreamNotFoundError`, `AccessDeniedError`, `CredentialsError`,
-        `InvalidArgumentError` or a transport `FirehoseError`."""
+        `InvalidArgumentError` or a transport `FirehoseError` (one attempt: botocore's own
+        retries are off), and `ProducerError` before `start` or after `close`."""
+        if self._closing:
+            raise ProducerClosedError("producer is closed; check_target needs an open producer")
+        if self._dispatcher is None:
+            raise ProducerError("producer not started: use `async with Producer(...)`")
         return await self._client.check_target()
 
     def stats(self) -> ProducerStats:
@@ -219,17 +260,22 @@ class Producer:
         requests and resends up to `timeout` seconds (default `close_timeout_s`), then cancel
         what is left and fail it to `on_failure` with reason ``close_timeout``. Idempotent. If
         close itself is cancelled, the remaining records are still failed before it returns."""
+        check_timeout("timeout", timeout)
         if self._closing:
             await self._closed_event.wait()
             return
         self._closing = True
         self._acc.close()
         timeout = self.config.close_timeout_s if timeout is None else timeout
+        message = f"not delivered within the close deadline ({timeout} s)"
         try:
             if self._dispatcher is not None:
                 await asyncio.wait({self._dispatcher}, timeout=timeout)
+        except asyncio.CancelledError:
+            message = "not delivered: close() was cancelled before the drain ended"
+            raise
         finally:
-            await self._stop_everything("close_timeout", "not delivered before the close deadline")
+            await self._stop_everything("close_timeout", message)
             await self._client.close()
             self._closed = True
             self._closed_event.set()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import structlog
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -32,6 +33,8 @@ from ingest.producer.ledger import Ledger
 from ingest.producer.ratelimit import RateLimiter
 
 __all__ = ["BatchTransport", "RetryPolicy", "Sender"]
+
+_log = structlog.get_logger(__name__)
 
 _TRANSIENT_OUTCOMES = frozenset({"throttled", "server_error", "connection_error", "timeout"})
 
@@ -90,6 +93,7 @@ class Sender:
         limiter: RateLimiter,
         on_fatal: Callable[[FirehoseError], None],
         on_crash: Callable[[BaseException], None],
+        log_requests: bool = False,
     ) -> None:
         self._transport = transport
         self._accumulator = accumulator
@@ -100,6 +104,7 @@ class Sender:
         self._limiter = limiter
         self._on_fatal = on_fatal
         self._on_crash = on_crash
+        self._log_requests = log_requests
         self._tasks: set[asyncio.Task[None]] = set()
         self.cancel_reason = "cancelled"
 
@@ -184,13 +189,14 @@ class Sender:
         try:
             result = await self._transport.put_record_batch(records)
         except FirehoseError as exc:
-            self._finished(started, _outcome(exc))
+            self._finished(started, _outcome(exc), len(records))
             if isinstance(exc, ThrottledError):
                 counters.throttled += len(records)
             raise
         finally:
             counters.inflight_requests -= 1
-        self._finished(started, "ok" if result.failed_put_count == 0 else "partial")
+        outcome = "ok" if result.failed_put_count == 0 else "partial"
+        self._finished(started, outcome, len(records))
         failed = self._ledger.deliver(batch, result)
         if not failed:
             return
@@ -201,14 +207,18 @@ class Sender:
         if retriable:
             raise _EntriesFailed(retriable)
 
-    def _finished(self, started: float, outcome: str) -> None:
+    def _finished(self, started: float, outcome: str, records: int) -> None:
         now = time.monotonic()
         self._counters.latency.observe(now - started)
         self._counters.count_request(outcome)
         self._counters.last_progress_monotonic = now
+        if self._log_requests:
+            _log.debug("request_finished", outcome=outcome, records=records, seconds=now - started)
 
     @staticmethod
     def _gave_up(batch: Batch, exc: FirehoseError) -> str:
+        # An ambiguous last outcome means "failed" may be wrong: say so before a replay.
+        maybe = "; the records may have been stored (ambiguous outcome)" if exc.ambiguous else ""
         if not exc.retriable:
-            return str(exc)
-        return f"gave up after {batch.attempts} attempt(s): {exc}"
+            return f"{exc}{maybe}"
+        return f"gave up after {batch.attempts} attempt(s): {exc}{maybe}"

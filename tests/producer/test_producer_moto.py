@@ -49,11 +49,15 @@ async def test_unknown_stream_fails_fast_with_a_clear_error(moto_stream: Any) ->
     async with Producer(
         "no-such-stream", endpoint_url=moto_stream.endpoint_url, max_attempts=5
     ) as producer:
-        with pytest.raises(StreamNotFoundError, match="check the stream name"):
+        with pytest.raises(
+            StreamNotFoundError,
+            match=r"check the stream name.*\[stream 'no-such-stream' in region 'us-east-1'\]",
+        ):
             await producer.check_target()
         receipts = await producer.put_many([b"a\n", b"b\n"])
         failed = await receipts.wait()
         assert [f.reason for f in failed] == ["stream_not_found"] * 2
+        assert "[stream 'no-such-stream' in region 'us-east-1']" in failed[0].message
         assert all(f.attempts == 1 for f in failed)
         with pytest.raises(StreamNotFoundError):
             await producer.put(b"c\n")

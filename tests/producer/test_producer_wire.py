@@ -57,10 +57,19 @@ def test_partial_failure_lists_failed_indices_with_typed_errors() -> None:
     assert all(f.error.retriable for f in failures)
 
 
+def test_an_entry_without_record_id_is_failed_even_when_failed_put_count_says_0() -> None:
+    answer = b'{"FailedPutCount":0,"RequestResponses":[{"RecordId":"a"},{}]}'
+    result = parse_put_record_batch(answer, 2, None)
+    assert [f.index for f in result.failures()] == [1]
+    assert result.failures()[0].error.code == "MissingRecordId"
+    assert result.failures()[0].error.retriable
+
+
 @pytest.mark.parametrize(
     "answer",
     [b"not json", b"{}", b'{"RequestResponses":[{"RecordId":"a"}]}', b'{"FailedPutCount":1,'
-     b'"RequestResponses":[{"RecordId":"a"},{"RecordId":"b"}]}'],
+     b'"RequestResponses":[{"RecordId":"a"},{"RecordId":"b"}]}', b"[1, 2]",
+     b'{"FailedPutCount":1,"RequestResponses":[1,{"RecordId":"b"}]}'],
 )  # fmt: skip
 def test_malformed_answer_is_an_ambiguous_retriable_server_error(answer: bytes) -> None:
     with pytest.raises(ServerError) as caught:
