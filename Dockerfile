@@ -8,9 +8,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /app
 COPY requirements.lock ./
 # Every runtime dependency ships manylinux wheels, so no compiler is needed (--only-binary
-# makes a missing wheel fail the build instead of pulling in build tools).
+# makes a missing wheel fail the build instead of pulling in build tools). --no-deps + pip check:
+# exactly the lock's versions, and a lock missing a dependency fails the build.
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir --only-binary=:all: -r requirements.lock
+    && /opt/venv/bin/pip install --no-cache-dir --no-deps --only-binary=:all: -r requirements.lock \
+    && /opt/venv/bin/pip check
 
 # --- final stage: the interpreter, the virtualenv and our sources; no pip cache, no compilers
 FROM python:3.11.13-slim-bookworm

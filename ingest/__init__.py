@@ -12,11 +12,13 @@ __version__ = "0.1.0"
 
 from ingest.errors import (
     AccessDeniedError,
+    ClientRequestError,
     ConfigError,
     CredentialsError,
     FirehoseConnectionError,
     FirehoseError,
     IngestError,
+    InvalidArgumentError,
     ProducerClosedError,
     ProducerCrashedError,
     ProducerError,
@@ -24,28 +26,39 @@ from ingest.errors import (
     QueueFullError,
     RecordFailedError,
     RecordTooLargeError,
+    RequestTimeoutError,
+    RequestValidationError,
+    ServerError,
     StreamNotFoundError,
     ThrottledError,
 )
 from ingest.events import EventGenerator
+from ingest.firehose import StreamDescription
 from ingest.producer import (
     FailedRecord,
+    FailureHandler,
+    HistogramSnapshot,
     Producer,
     ProducerConfig,
     ProducerStats,
     Receipt,
     Receipts,
+    log_failures,
 )
 
 __all__ = [
     "AccessDeniedError",
+    "ClientRequestError",
     "ConfigError",
     "CredentialsError",
     "EventGenerator",
     "FailedRecord",
+    "FailureHandler",
     "FirehoseConnectionError",
     "FirehoseError",
+    "HistogramSnapshot",
     "IngestError",
+    "InvalidArgumentError",
     "Producer",
     "ProducerClosedError",
     "ProducerConfig",
@@ -58,7 +71,12 @@ __all__ = [
     "Receipts",
     "RecordFailedError",
     "RecordTooLargeError",
+    "RequestTimeoutError",
+    "RequestValidationError",
+    "ServerError",
+    "StreamDescription",
     "StreamNotFoundError",
     "ThrottledError",
     "__version__",
+    "log_failures",
 ]

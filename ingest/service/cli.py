@@ -15,6 +15,7 @@ from ingest.errors import ConfigError
 from ingest.service.config import CONFIG_ENV, ServiceConfig, load_config, unknown_env
 from ingest.service.keys import KEYS, KEYS_BY_NAME, Key
 
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
 _METAVARS = {"int": "N", "float": "X", "str": "TEXT", "path": "DIR"}
 
@@ -72,12 +73,21 @@ def run_command(args: argparse.Namespace) -> int:
 
 def run_with_config(config: ServiceConfig) -> int:
     # Imported here so `ingest emulator` and `--help` do not pay for the producer's imports.
-    from ingest.service.logging import configure_logging
+    import structlog
+
+    from ingest.service.logging import configure_logging, tell_user
     from ingest.service.runner import run_service
 
-    configure_logging(config.log_level, config.log_format)
+    json_logs = configure_logging(config.log_level, config.log_format)
+    # A log pipeline reads stdout too: there the summary is one JSON object, not a table.
+    json_summary = json_logs and not sys.stdout.isatty()
     try:
-        return asyncio.run(run_service(config, unknown_env=unknown_env(os.environ)))
-    except ConfigError as exc:
-        print(f"ingest run: configuration error: {exc}", file=sys.stderr)
+        return asyncio.run(
+            run_service(config, unknown_env=unknown_env(os.environ), json_summary=json_summary)
+        )
+    except ConfigError as exc:  # found once running, e.g. the HTTP port is taken
+        tell_user(f"configuration error: {exc}", "configuration_error")
         return EXIT_USAGE
+    except Exception:  # a bug: one log line with the traceback (one JSON object in JSON mode)
+        structlog.get_logger(__name__).exception("run_crashed")
+        return EXIT_FAILURE

@@ -12,6 +12,7 @@ and what is allowed; the CLI turns it into exit code 2.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -24,6 +25,7 @@ from ingest.service.keys import KEYS, KEYS_BY_NAME, PRODUCER_KEYS, Key, Value, c
 
 CONFIG_ENV = "INGEST_CONFIG"
 REDACTED = "***"
+_USERINFO = re.compile(r"//[^/?#]*@")
 _PRODUCER = ProducerConfig()
 
 
@@ -63,10 +65,12 @@ class ServiceConfig:
     config_file: Path | None = None
 
     def producer_options(self) -> dict[str, int | float | None]:
-        """The producer's tuning knobs, plus the drain deadline as its default close timeout."""
+        """The producer's tuning knobs, plus the drain deadline as its default close timeout,
+        and its per-request debug lines when the log level is debug."""
         values = asdict(self)
         options = {name: values[name] for name in PRODUCER_KEYS}
-        return {**options, "close_timeout_s": self.drain_timeout_s}
+        debug = self.log_level == "debug"
+        return {**options, "close_timeout_s": self.drain_timeout_s, "log_requests": debug}
 
     def redacted(self) -> dict[str, object]:
         """The settings as a loggable mapping: URLs lose credentials, paths become text."""
@@ -79,15 +83,22 @@ class ServiceConfig:
 
 
 def redact_url(url: str) -> str:
-    """Drop user info and query string from a URL (they may carry credentials)."""
-    parts = urlsplit(url)
-    if not (parts.username or parts.password or parts.query):
+    """Drop user info, query string and fragment from a URL (they may carry credentials)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # unparseable (bad port, broken IPv6 literal): hide by pattern
+        head = re.split(r"[?#]", url, maxsplit=1)[0]
+        tail = f"?{REDACTED}" if len(head) < len(url) else ""
+        return _USERINFO.sub(f"//{REDACTED}@", head) + tail
+    if not (parts.username or parts.password or parts.query or parts.fragment):
         return url
     host = parts.hostname or ""
     netloc = f"{REDACTED}@{host}" if parts.username or parts.password else host
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, REDACTED if parts.query else "", ""))
+    if port is not None:
+        netloc += f":{port}"
+    query = REDACTED if parts.query or parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def load_config(
@@ -102,7 +113,8 @@ def load_config(
     config_file = _config_path(flags, env)
     layers: dict[str, tuple[object, str, bool]] = {}  # name -> (raw, source, raw is text)
     if config_file is not None:
-        for name, raw in _read_toml(config_file).items():
+        source = "flag --config" if flags.get("config") else f"environment variable {CONFIG_ENV}"
+        for name, raw in _read_toml(config_file, source).items():
             layers[name] = (raw, f"config file {config_file}", False)
     for key in KEYS:
         from_env = _env_value(key, env)
@@ -132,8 +144,10 @@ def unknown_env(environ: Mapping[str, str]) -> list[str]:
 
 
 def _config_path(flags: Mapping[str, object], env: Mapping[str, str]) -> Path | None:
-    raw = flags.get("config") or env.get(CONFIG_ENV) or None
-    return None if raw is None else Path(str(raw))
+    if flags.get("config"):
+        return Path(str(flags["config"]))
+    raw = env.get(CONFIG_ENV, "").strip()
+    return Path(raw) if raw else None
 
 
 def _env_value(key: Key, env: Mapping[str, str]) -> tuple[str, str] | None:
@@ -144,15 +158,19 @@ def _env_value(key: Key, env: Mapping[str, str]) -> tuple[str, str] | None:
     return None
 
 
-def _read_toml(path: Path) -> dict[str, object]:
+def _read_toml(path: Path, source: str) -> dict[str, object]:
+    # `source` says whether --config or INGEST_CONFIG named the file.
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config: file {path} does not exist") from None
+        raise ConfigError(f"config: file {path} ({source}) does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config: cannot read {path}: {exc}") from None
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise ConfigError(
+            f"config: cannot read {path} ({source}): {reason}; expected a UTF-8 TOML file"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"config: {path} ({source}) is not valid TOML: {exc}") from None
     unknown = sorted(set(data) - set(KEYS_BY_NAME))
     if unknown:
         allowed = ", ".join(sorted(KEYS_BY_NAME))
@@ -172,6 +190,8 @@ def _validated(key: Key, raw: object, source: str, from_text: bool) -> Value:
         converted = True
     if not converted or not valid(key, value):
         shown = raw if isinstance(raw, str) else repr(raw)
+        if key.name == "endpoint_url":  # the message is printed: never echo a credential
+            shown = redact_url(str(shown))
         raise ConfigError(
             f"{key.name}: invalid value {shown!r} (from {source}); expected {key.allowed}"
         )

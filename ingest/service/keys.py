@@ -54,8 +54,16 @@ class Key:
 
 
 def _url_ok(value: object) -> bool:
-    parts = urlsplit(str(value))
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    """http(s), a host, a valid port, and nothing that could carry a credential: SigV4 signs
+    the request (aiohttp refuses user info next to it) and botocore repeats the whole URL,
+    query included, in its error messages."""
+    try:
+        parts = urlsplit(str(value))
+        _ = parts.port  # raises ValueError when out of range or not a number
+    except ValueError:
+        return False
+    plain = not (parts.username or parts.password or parts.query or parts.fragment)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and plain
 
 
 def _matches(pattern: re.Pattern[str]) -> Callable[[object], bool]:
@@ -91,7 +99,8 @@ KEYS: tuple[Key, ...] = (
          "Firehose delivery stream name", check=_matches(_STREAM_RE)),
     _key("region", "str", "us-east-1", "an AWS region name such as us-east-1", "AWS region",
          check=_matches(_REGION_RE), aws_env=("AWS_REGION", "AWS_DEFAULT_REGION")),
-    _key("endpoint_url", "str", None, "an http:// or https:// URL",
+    _key("endpoint_url", "str", None,
+         "an http:// or https:// URL without user info, query string or fragment",
          "Firehose endpoint (default: AWS for the region)", check=_url_ok, optional=True,
          aws_env=("AWS_ENDPOINT_URL_FIREHOSE",)),
     _key("local", "bool", False, "true or false",
@@ -197,7 +206,11 @@ def _from_text(key: Key, text: str) -> Value:
         if not math.isfinite(number):
             raise ValueError(text)
         return number
-    return Path(text) if key.kind == "path" else text
+    if key.kind == "path":
+        if not text:  # Path("") is the current directory: never what an empty value meant
+            raise ValueError(text)
+        return Path(text)
+    return text
 
 
 def _from_toml(key: Key, raw: object) -> Value:
@@ -210,9 +223,9 @@ def _from_toml(key: Key, raw: object) -> Value:
     }[key.kind]
     if not kind_ok:
         raise ValueError(raw)
-    if key.kind == "float":
+    if key.kind in ("float", "path"):
         return _from_text(key, str(raw))
-    return Path(str(raw)) if key.kind == "path" else raw  # type: ignore[return-value]
+    return raw  # type: ignore[return-value]
 
 
 def valid(key: Key, value: Value) -> bool:

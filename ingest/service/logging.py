@@ -21,6 +21,7 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from ingest.service.config import REDACTED
 
 SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+_mode = {"json": False}  # what configure_logging chose, for the messages below
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 _LEVELS["error"] = logging.ERROR
 
@@ -45,6 +46,8 @@ class SecretScrubber:
             return value
         if isinstance(value, MutableMapping):
             return {k: self._scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._scrub(v) for v in value]
         return value
 
 
@@ -60,8 +63,9 @@ def configure_logging(
     log_format: str = "auto",
     stream: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
-) -> None:
-    """Configure structlog (and route stdlib warnings, e.g. from botocore, the same way)."""
+) -> bool:
+    """Configure structlog (and route stdlib warnings, e.g. from botocore, the same way).
+    Returns whether the lines are JSON."""
     out = sys.stderr if stream is None else stream
     scrubber = SecretScrubber(os.environ if environ is None else environ)
     shared: list[Processor] = [
@@ -72,6 +76,7 @@ def configure_logging(
         scrubber,
     ]
     json_mode = use_json(log_format, out)
+    _mode["json"] = json_mode
     renderer: Processor
     factory: Any
     if json_mode:
@@ -87,6 +92,22 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     _route_stdlib(level, json_mode, out, scrubber)
+    return json_mode
+
+
+def json_logs() -> bool:
+    """Whether stderr carries JSON lines (then everything written there must be JSON)."""
+    return _mode["json"]
+
+
+def tell_user(text: str, event: str) -> None:
+    """A final error for whoever runs us, on stderr: `ingest run: <text>` as a plain line, or
+    one JSON log line (`event`, `message`) when the logs are JSON (a plain line would break
+    the pipeline's parser)."""
+    if _mode["json"]:
+        structlog.get_logger(__name__).error(event, message=text)
+    else:
+        print(f"ingest run: {text}", file=sys.stderr, flush=True)
 
 
 def _route_stdlib(level: str, json_mode: bool, out: TextIO, scrubber: SecretScrubber) -> None:

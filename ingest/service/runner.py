@@ -10,9 +10,8 @@ failure handler), then stop the HTTP server and the emulator (which flushes to d
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from contextlib import AsyncExitStack
 
 import structlog
@@ -36,8 +35,12 @@ log = structlog.get_logger(__name__)
 STOP_GRACE_S = 1.0  # how long generation may take to notice a stop before it is cancelled
 
 
-async def run_service(config: ServiceConfig, *, unknown_env: Sequence[str] = ()) -> int:
-    """Run until a limit or a signal; returns the exit code. Raises ConfigError (exit 2)."""
+async def run_service(
+    config: ServiceConfig, *, unknown_env: Sequence[str] = (), json_summary: bool = False
+) -> int:
+    """Run until a limit or a signal; returns the exit code. Raises ConfigError (exit 2).
+
+    The summary goes to stdout: a table, or with `json_summary` one JSON object."""
     events = EventGenerator(run_id=config.run_id, event_size=config.event_size)
     signals = SignalDrain()
     signals.install()
@@ -46,7 +49,7 @@ async def run_service(config: ServiceConfig, *, unknown_env: Sequence[str] = ())
             target = await open_target(stack, config)
             log_start(config, target, events.run_id, unknown_env)
             try:
-                return await _run(stack, config, target, events, signals)
+                return await _run(stack, config, target, events, signals, json_summary)
             except FirehoseError as exc:  # the target is unusable, e.g. no credentials anywhere
                 return report_fatal(exc, target)
     finally:
@@ -59,6 +62,7 @@ async def _run(
     target: Target,
     events: EventGenerator,
     signals: SignalDrain,
+    json_summary: bool,
 ) -> int:
     producer = await stack.enter_async_context(_producer(config, target))
     state = RunState()
@@ -70,7 +74,7 @@ async def _run(
     )
     info = {"version": __version__, "run_id": events.run_id, **target.labels()}
     await start_server(stack, config, producer, state, health, info)
-    code = await confirm_target(producer, state, config, target)
+    code = await _unless_stopped(confirm_target(producer, state, config, target), signals)
     if code is not None:
         return code
     generation_started = time.monotonic()
@@ -83,8 +87,24 @@ async def _run(
         total_s=time.monotonic() - generation_started,
     )  # fmt: skip
     log.info("run_finished", **summary.as_log())
-    print(summary.render(), file=sys.stdout, flush=True)
+    print(summary.render_json() if json_summary else summary.render(), flush=True)
     return summary.exit_code
+
+
+async def _unless_stopped(check: Awaitable[int | None], signals: SignalDrain) -> int | None:
+    """The start-up check, given up when a signal comes first: a silent endpoint must not hold
+    a stop request for a whole request timeout. Nothing was generated yet, so nothing is lost
+    (generation then sees the stop at once and the run ends with an empty drain)."""
+    task = asyncio.ensure_future(check)
+    stop = asyncio.create_task(signals.stop.wait())
+    await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    log.info("target_check_abandoned", reason="stop requested before the target answered")
+    return None
 
 
 def _producer(config: ServiceConfig, target: Target) -> Producer:

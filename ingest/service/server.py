@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 
@@ -32,8 +33,10 @@ async def start_server(
         await server.start()
     except OSError as exc:
         await server.stop()
+        # An unknown host name is the host's fault; anything else (in use, not ours) the pair's.
+        key = "http_host" if isinstance(exc, socket.gaierror) else "http_port"
         raise ConfigError(
-            f"http_port: cannot listen on {config.http_host}:{config.http_port} "
+            f"{key}: cannot listen on {config.http_host}:{config.http_port} "
             f"({exc.strerror or exc}); choose another http_host/http_port (0 = any free port)"
         ) from None
     stack.push_async_callback(server.stop)

@@ -22,9 +22,10 @@ import aioboto3
 import structlog
 
 from ingest.emulator import Emulator, EmulatorOptions
-from ingest.errors import AccessDeniedError, FirehoseError
+from ingest.errors import AccessDeniedError, ConfigError, FirehoseError, IngestError
 from ingest.service.config import ServiceConfig, redact_url
 from ingest.service.health import RunState
+from ingest.service.logging import json_logs
 
 log = structlog.get_logger(__name__)
 
@@ -64,8 +65,22 @@ async def open_target(stack: AsyncExitStack, config: ServiceConfig) -> Target:
     options = EmulatorOptions(
         streams=(config.stream,), data_dir=config.local_data_dir, record_log=False
     )
-    emulator = await stack.enter_async_context(Emulator(options))
-    log.info("emulator_started", url=emulator.endpoint_url, data_dir=str(emulator.data_dir))
+    try:
+        emulator = await stack.enter_async_context(Emulator(options))
+    except OSError as exc:
+        if config.local_data_dir is None:
+            raise
+        raise ConfigError(
+            f"local_data_dir: cannot use {str(config.local_data_dir)!r} "
+            f"({exc.strerror or exc}); expected a writable directory path"
+        ) from None
+    log.info(
+        "emulator_started",
+        url=emulator.endpoint_url,
+        data_dir=str(emulator.data_dir),
+        # Without local_data_dir the objects live in a temporary directory removed at exit.
+        data_dir_kept=config.local_data_dir is not None,
+    )
     # The emulator ignores signatures, but botocore signs nothing without credentials; dummy
     # ones also keep real credentials away from a local endpoint.
     session = aioboto3.Session(**LOCAL_CREDENTIALS, region_name=config.region)
@@ -107,9 +122,15 @@ class TargetChecker(Protocol):
 
 
 async def confirm_target(
-    producer: TargetChecker, state: RunState, config: ServiceConfig, target: Target
+    producer: TargetChecker,
+    state: RunState,
+    config: ServiceConfig,
+    target: Target,
+    *,
+    recheck_interval_s: float = RECHECK_INTERVAL_S,
 ) -> int | None:
-    """DescribeDeliveryStream once; an exit code if the target is unusable, else None."""
+    """DescribeDeliveryStream once; an exit code if the target is unusable, else None.
+    An unreachable target is asked again every `recheck_interval_s` until it answers."""
     try:
         await producer.check_target()
     except AccessDeniedError as exc:
@@ -118,7 +139,7 @@ async def confirm_target(
         if exc.fatal:
             return report_fatal(exc, target)
         log.warning("target_unreachable", error=str(exc), target=target.describe())
-        _recheck_later(producer, state)
+        _recheck_later(producer, state, recheck_interval_s)
     else:
         state.target_confirmed_monotonic = time.monotonic()
         log.info("target_confirmed", target=target.describe())
@@ -127,29 +148,36 @@ async def confirm_target(
 
 def report_fatal(exc: FirehoseError, target: Target) -> int:
     """Log and print why the target cannot be used; the exit code."""
-    log.error("target_unusable", reason=exc.reason, error=str(exc), target=target.describe())
-    hint = (
-        " (create it, or check --stream and --region)" if exc.reason == "stream_not_found" else ""
+    hint = "create it, or check --stream and --region" if exc.reason == "stream_not_found" else ""
+    log.error(
+        "target_unusable", reason=exc.reason, error=str(exc), target=target.describe(), hint=hint
     )
-    print(f"ingest run: {target.describe()} is unusable: {exc}{hint}", file=sys.stderr)
+    if not json_logs():  # on a terminal, end with one plain sentence; JSON logs said it all
+        detail = f" ({hint})" if hint else ""
+        print(f"ingest run: {target.describe()} is unusable: {exc}{detail}", file=sys.stderr)
     return EXIT_FAILURE
 
 
 _background: set[asyncio.Task[None]] = set()
 
 
-def _recheck_later(producer: TargetChecker, state: RunState) -> None:
-    task = asyncio.create_task(_recheck(producer, state))
+def _recheck_later(producer: TargetChecker, state: RunState, interval_s: float) -> None:
+    task = asyncio.create_task(_recheck(producer, state, interval_s))
     _background.add(task)  # keep a reference: the loop holds tasks only weakly
     task.add_done_callback(_background.discard)
 
 
-async def _recheck(producer: TargetChecker, state: RunState) -> None:
-    while state.target_confirmed_monotonic is None and not state.draining:
-        await asyncio.sleep(RECHECK_INTERVAL_S)
+async def _recheck(producer: TargetChecker, state: RunState, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        if state.target_confirmed_monotonic is not None or state.draining:
+            return  # confirmed meanwhile, or the run is ending
         try:
             await producer.check_target()
         except FirehoseError:
             continue
+        except IngestError:  # the producer closed or crashed meanwhile: nothing left to confirm
+            return
         state.target_confirmed_monotonic = time.monotonic()
         log.info("target_confirmed", late=True)
+        return

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import orjson
+
 from ingest.service.health import RunState, StatsSnapshot
 
 EXIT_OK = 0
@@ -50,10 +52,16 @@ class Summary:
     def as_log(self) -> dict[str, object]:
         """Every field plus the rates, for the `run_finished` log line."""
         fields = asdict(self)
+        fields["generation_s"] = round(self.generation_s, 3)
+        fields["total_s"] = round(self.total_s, 3)
         fields["generated_per_s"] = round(self.generated_per_s, 1)
         fields["delivered_per_s"] = round(self.delivered_per_s, 1)
         fields["exit_code"] = self.exit_code
         return fields
+
+    def render_json(self) -> str:
+        """The summary as one JSON line (stdout of a run whose logs are JSON)."""
+        return orjson.dumps({"event": "run_summary", **self.as_log()}).decode()
 
     def render(self) -> str:
         """The human summary printed on stdout."""

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 SECRET_KEY = "sEcReT-aws-key-9f8e7d6c5b4a3210zyxw"
@@ -67,7 +68,6 @@ def test_secrets_never_reach_logs_summary_or_metrics(service: Any) -> None:
     env = {
         "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
         "AWS_SESSION_TOKEN": SESSION_TOKEN,
-        "AWS_ENDPOINT_URL_FIREHOSE": f"http://user:{URL_PASSWORD}@127.0.0.1:9",
         "INGEST_LOG_LEVEL": "debug",
     }
     run = service(["--local", "--count", "3000", "--rate", "1500"], env)
@@ -76,27 +76,21 @@ def test_secrets_never_reach_logs_summary_or_metrics(service: Any) -> None:
     )
     assert run.finish() == 0
     for text in (metrics, run.stdout, run.stderr):
-        for secret in (SECRET_KEY, SESSION_TOKEN, URL_PASSWORD):
+        for secret in (SECRET_KEY, SESSION_TOKEN):
             assert secret not in text
     (start,) = [e for e in run.log_events() if e["event"] == "service_starting"]
-    assert start["config"]["endpoint_url"] == "http://***@127.0.0.1:9"
     assert start["credentials"] == "dummy (emulator)"
 
 
-def test_no_credentials_anywhere_exits_1_with_what_to_set(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env |= {
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": str(tmp_path / "none"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "ingest", "run", "--endpoint-url", "http://127.0.0.1:9",
-         "--count", "1", "--http-port", "0"],
-        capture_output=True, text=True, timeout=60, check=False, env=env,
-    )  # fmt: skip
-    assert result.returncode == 1
-    assert "no AWS credentials found" in result.stderr
+def test_endpoint_url_carrying_a_credential_exits_2_without_echoing_it() -> None:
+    """botocore repeats the endpoint URL in its errors, query string included: refused at start
+    (more forms, and the redaction of the message, in test_service_config.py)."""
+    url = f"http://127.0.0.1:9/?token={URL_PASSWORD}"
+    result = run_ingest(["--count", "1"], {"AWS_ENDPOINT_URL_FIREHOSE": url})
+    assert result.returncode == 2
+    assert "endpoint_url: invalid value 'http://" in result.stderr
+    assert "AWS_ENDPOINT_URL_FIREHOSE" in result.stderr
+    assert URL_PASSWORD not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
 
 
@@ -109,13 +103,15 @@ def closed_port() -> int:
 
 
 def test_unreachable_target_fails_the_records_and_exits_1() -> None:
+    """With console logs (a person watching) the summary is the human table."""
     result = run_ingest(
         ["--endpoint-url", f"http://127.0.0.1:{closed_port()}", "--count", "5", "--http-port", "0",
-         "--max-attempts", "2", "--backoff-base", "0.01"]
+         "--max-attempts", "2", "--backoff-base", "0.01", "--log-format", "console"]
     )  # fmt: skip
     assert result.returncode == 1
     assert "failed                 5  (connection_error: 5)" in result.stdout
     assert "NOT all delivered (exit 1)" in result.stdout
+    assert not result.stderr.lstrip().startswith("{")
 
 
 def test_http_port_in_use_exits_2_naming_the_key() -> None:
@@ -125,5 +121,8 @@ def test_http_port_in_use_exits_2_naming_the_key() -> None:
         port = taken.getsockname()[1]
         result = run_ingest(["--local", "--count", "10", "--http-port", str(port)])
     assert result.returncode == 2
-    assert "configuration error: http_port: cannot listen on" in result.stderr
+    # Logs are JSON off a terminal, so the error is one JSON line like every other.
+    (error,) = [orjson.loads(line) for line in result.stderr.splitlines() if "cannot" in line]
+    assert error["event"] == "configuration_error"
+    assert error["message"].startswith("configuration error: http_port: cannot listen on")
     assert "Traceback" not in result.stderr

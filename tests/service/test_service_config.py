@@ -108,8 +108,12 @@ def test_unknown_toml_key_is_refused_with_the_allowed_keys(tmp_path: Path) -> No
 
 
 def test_missing_or_broken_config_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match=r"\(flag --config\) does not exist"):
         load_config({"config": str(tmp_path / "nope.toml")}, {})
+    with pytest.raises(ConfigError, match=r"\(environment variable INGEST_CONFIG\) does not"):
+        load_config({}, {"INGEST_CONFIG": str(tmp_path / "nope.toml")})
+    with pytest.raises(ConfigError, match=r"^config: cannot read .*expected a UTF-8 TOML file"):
+        load_config({"config": str(tmp_path)}, {})
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config({"config": write_toml(tmp_path, "rate = = 1\n")}, {})
 
@@ -144,8 +148,34 @@ def test_urls_lose_credentials_when_redacted() -> None:
     assert "user" not in redacted
     assert redacted.startswith("https://***@firehose.example:8443/p")
     assert redact_url("http://127.0.0.1:4573") == "http://127.0.0.1:4573"
-    config = load_config({"endpoint_url": url}, {})
-    assert "s3cr3t-pass" not in str(config.redacted())
+    # Even URLs urllib cannot parse lose what could be a credential.
+    assert redact_url("http://u:pw@h:99999/?t=tok") == "http://***@h:99999/?***"
+    assert redact_url("http://u:pw@[::1/x") == "http://***@[::1/x"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:s3cr3t-pass@firehose.example/p",
+        "https://firehose.example/?X-Amz-Security-Token=s3cr3t-pass",
+        "https://firehose.example/#s3cr3t-pass",
+        "http://user:s3cr3t-pass@127.0.0.1:99999",
+        "http://127.0.0.1:99999",
+        "http://[::1",
+    ],
+)
+def test_endpoint_url_with_a_credential_or_a_bad_port_is_refused_without_echo(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^endpoint_url: invalid value") as caught:
+        load_config({"endpoint_url": url}, {})
+    assert "s3cr3t-pass" not in str(caught.value)
+
+
+def test_empty_path_is_refused_not_taken_for_the_current_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^local_data_dir: invalid value ''"):
+        load_config({"local_data_dir": ""}, {})
+    with pytest.raises(ConfigError, match=r"^local_data_dir: invalid value ''"):
+        load_config({"config": write_toml(tmp_path, "local_data_dir = ''\n")}, {})
+    assert load_config({}, {"INGEST_LOCAL_DATA_DIR": ""}).local_data_dir is None  # env: unset
 
 
 def test_every_key_has_flag_env_and_dataclass_field() -> None:
@@ -165,3 +195,9 @@ def test_http_port_accepted_exactly_in_range(port: int) -> None:
     else:
         with pytest.raises(ConfigError, match=r"^http_port: "):
             load_config({"http_port": str(port)}, {})
+
+
+def test_debug_level_turns_on_the_producers_per_request_lines() -> None:
+    assert load_config({}, {}).producer_options()["log_requests"] is False
+    debug = load_config({"log_level": "debug"}, {})
+    assert debug.producer_options()["log_requests"] is True

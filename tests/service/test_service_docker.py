@@ -7,6 +7,7 @@ the code: the CLI parser, the config loader and the HTTP routes.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 import shlex
@@ -18,6 +19,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml  # PyYAML, pinned in requirements-dev.lock (a dependency of moto[server])
+from packaging.requirements import Requirement  # pinned in requirements-dev.lock (pytest's)
+from packaging.utils import canonicalize_name
 
 from ingest.cli import build_parser
 from ingest.service.config import load_config
@@ -107,13 +110,39 @@ def test_dockerfile_is_multi_stage_pinned_non_root_and_exec_form() -> None:
     build_parser().parse_args(json.loads(stage["CMD"]))
     installs = " ".join(rest for word, rest in dockerfile_instructions() if word == "RUN")
     assert "-r requirements.lock" in installs
+    assert "--no-deps" in installs  # the lock alone decides every version...
+    assert "pip check" in installs  # ...and the build fails if it misses a dependency
     assert not re.search(r"\b(apt-get|gcc|build-essential|curl|wget)\b", installs)
+
+
+def lock(name: str) -> dict[str, str]:
+    pins = {}
+    for line in (REPO / name).read_text("utf-8").split():
+        package, _, version = line.partition("==")
+        pins[canonicalize_name(package)] = version
+    return pins
 
 
 def test_lock_pins_exact_versions() -> None:
     lines = (REPO / "requirements.lock").read_text("utf-8").split()
     assert lines
     assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[\w.]+", line) for line in lines), lines
+
+
+def test_lock_is_complete_and_what_the_tests_run() -> None:
+    """The image installs the lock with --no-deps: every runtime dependency (of the project and
+    of each locked package, for Linux/CPython 3.11) must be pinned, at the versions tested here."""
+    pins = lock("requirements.lock")
+    assert all(lock("requirements-dev.lock").get(name) == v for name, v in pins.items())
+    project = importlib.metadata.requires("ingest") or []
+    wanted = [Requirement(r) for r in project]
+    for name in pins:
+        assert importlib.metadata.version(name) == pins[name], name
+        wanted += [Requirement(r) for r in importlib.metadata.requires(name) or []]
+    linux = {"extra": "", "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"}
+    for requirement in wanted:
+        if requirement.marker is None or requirement.marker.evaluate(linux):
+            assert canonicalize_name(requirement.name) in pins, str(requirement)
 
 
 def test_copied_files_exist_and_are_not_docker_ignored() -> None:

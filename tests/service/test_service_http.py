@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ingest.errors import ConfigError
 from ingest.producer.stats import Counters, HistogramSnapshot, ProducerStats
+from ingest.service.config import ServiceConfig
 from ingest.service.health import Health, RunState
 from ingest.service.http import HttpServer, build_app
 from ingest.service.metrics import ProducerCollector, build_registry
+from ingest.service.server import start_server
 
 REQUIRED = {
     "ingest_records_put": "counter",
@@ -180,3 +184,13 @@ async def test_metrics_are_read_at_scrape_time(base_url: str, producer: FakeProd
     second = (await get(base_url + "/metrics"))[1]
     assert "ingest_records_delivered_total 1.0" in first
     assert "ingest_records_delivered_total 2.0" in second
+
+
+async def test_unknown_http_host_is_a_config_error_naming_http_host(
+    producer: FakeProducer, state: RunState, clock: FakeClock
+) -> None:
+    health = Health(producer, state, stall_timeout_s=30, unreachable_after_s=10, clock=clock)
+    config = ServiceConfig(http_host="no-such-host.invalid", http_port=0)
+    async with AsyncExitStack() as stack:
+        with pytest.raises(ConfigError, match=r"^http_host: cannot listen on no-such-host\.inv"):
+            await start_server(stack, config, producer, state, health, {})

@@ -9,6 +9,9 @@ import orjson
 import pytest
 import structlog
 
+from ingest.service import logging as service_logging
+from ingest.service.cli import run_with_config
+from ingest.service.config import ServiceConfig
 from ingest.service.logging import configure_logging, use_json
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -33,6 +36,7 @@ def _restore_logging() -> object:
     yield None
     structlog.reset_defaults()
     logging.getLogger().handlers.clear()
+    service_logging._mode["json"] = False
 
 
 def test_json_lines_when_not_a_terminal() -> None:
@@ -72,8 +76,25 @@ def test_level_filters() -> None:
 def test_secret_values_are_scrubbed_from_our_lines_and_stdlib_ones() -> None:
     stream = FakeStream(tty=False)
     configure_logging("info", "json", stream=stream, environ={"AWS_SECRET_ACCESS_KEY": SECRET})
-    structlog.get_logger("t").info("oops", detail=f"key={SECRET}", nested={"k": SECRET})
+    structlog.get_logger("t").info(
+        "oops", detail=f"key={SECRET}", nested={"k": SECRET}, listed=["a", {"k": SECRET}]
+    )
     logging.getLogger("botocore").warning("leaked %s", SECRET)
     text = b"\n".join(stream.lines()).decode()
     assert SECRET not in text
-    assert text.count("***") == 3
+    assert text.count("***") == 4
+
+
+def test_a_crash_is_one_json_line_with_the_traceback_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def broken_run(*_: object, **__: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("ingest.service.runner.run_service", broken_run)
+    assert run_with_config(ServiceConfig(log_format="json")) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    event = orjson.loads(line)
+    assert event["event"] == "run_crashed"
+    assert event["level"] == "error"
+    assert "RuntimeError: boom" in event["exception"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,17 @@ def test_local_run_serves_probes_and_metrics_and_delivers_every_event(
     assert summary["stopped_by"] == "count"
     assert summary["generated"] == summary["put"] == summary["delivered"] == 20000
     assert summary["failed"] == summary["pending"] == 0
-    assert "generated" in run.stdout
-    assert "every event delivered" in run.stdout
+    # Off a terminal both streams are JSON lines, so a log pipeline that merges them (as a
+    # container runtime does) parses every line; stdout carries the summary as one object.
+    (report,) = [orjson.loads(line) for line in run.stdout.splitlines()]
+    assert report["event"] == "run_summary"
+    assert {k: v for k, v in report.items() if k != "event"} == {
+        k: v for k, v in summary.items() if k not in ("event", "level", "timestamp")
+    }
+    for line in run.stderr.splitlines():
+        assert isinstance(orjson.loads(line), dict), line
+    # Per-batch detail is debug-only: at info the log does not grow with the event count.
+    assert len(run.stderr.splitlines()) < 20
     events = stored_events(data)
     assert sorted(e["seq"] for e in events) == list(range(20000))
     assert len({e["id"] for e in events}) == 20000
@@ -130,3 +140,21 @@ def test_missing_stream_fails_fast_with_exit_1(service: Any, moto: str) -> None:
     assert "unusable" in run.stderr
     assert "Traceback" not in run.stderr
     assert "run_finished" not in run.stderr
+
+
+def test_signal_during_the_start_up_check_ends_the_run_without_waiting_for_it(
+    service: Any,
+) -> None:
+    """The endpoint accepts connections and never answers: the start-up DescribeDeliveryStream
+    would wait for the whole 120 s request timeout. A SIGTERM must end the run long before."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        run = service(["--endpoint-url", url, "--request-timeout", "120"])
+        run.wait_until("/readyz", lambda status, body: status == 503 and "not answered" in body)
+        run.signal(signal.SIGTERM)
+        assert run.finish(timeout=60) == 0
+    summary = run.summary()
+    assert (summary["stopped_by"], summary["generated"], summary["failed"]) == ("signal", 0, 0)
+    assert "target_check_abandoned" in [e["event"] for e in run.log_events()]

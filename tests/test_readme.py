@@ -1,0 +1,37 @@
+"""The README's Python example runs as written, against the emulator instead of AWS."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.emulator import Emulator
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_example() -> str:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    assert blocks, "README.md has no python example"
+    return str(blocks[0])
+
+
+async def test_readme_python_example_delivers_every_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = python_example()
+    assert "endpoint_url=None" in source
+    async with Emulator(data_dir=tmp_path) as emulator:
+        source = source.replace("endpoint_url=None", f"endpoint_url={emulator.endpoint_url!r}")
+        source = source.replace("asyncio.run(main())", "")
+        namespace: dict[str, Any] = {}
+        exec(compile(source, str(README), "exec"), namespace)
+        await namespace["main"]()
+        assert len(emulator.stored_records("aws-ml-cert")) == 10_001
+    out = capsys.readouterr().out
+    assert "RecordId " in out
+    assert "0 failed" in out
+    assert "gave up" not in out
