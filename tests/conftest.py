@@ -9,10 +9,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+
+from ingest.emulator import Emulator
 
 # Dummy credentials so botocore signs requests and never looks for real ones.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -74,3 +77,33 @@ def moto(moto_server: str) -> str:
     with urllib.request.urlopen(request, timeout=10):
         pass
     return moto_server
+
+
+@pytest.fixture
+async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
+    """A running in-process emulator (stream `aws-ml-cert`, no faults), files under tmp_path."""
+    async with Emulator(data_dir=tmp_path / "emulator") as running:
+        yield running
+
+
+PostHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+async def serve_post() -> AsyncIterator[Callable[[PostHandler], Awaitable[str]]]:
+    """Start a scripted HTTP server answering `POST /` on 127.0.0.1; returns its URL."""
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: PostHandler) -> str:
+        app = web.Application()
+        app.router.add_post("/", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        runners.append(runner)
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()

@@ -20,17 +20,16 @@ def python_example() -> str:
 
 
 async def test_readme_python_example_delivers_every_record(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = python_example()
     assert "endpoint_url=None" in source
-    async with Emulator(data_dir=tmp_path) as emulator:
-        source = source.replace("endpoint_url=None", f"endpoint_url={emulator.endpoint_url!r}")
-        source = source.replace("asyncio.run(main())", "")
-        namespace: dict[str, Any] = {}
-        exec(compile(source, str(README), "exec"), namespace)
-        await namespace["main"]()
-        assert len(emulator.stored_records("aws-ml-cert")) == 10_001
+    source = source.replace("endpoint_url=None", f"endpoint_url={emulator.endpoint_url!r}")
+    source = source.replace("asyncio.run(main())", "")
+    namespace: dict[str, Any] = {}
+    exec(compile(source, str(README), "exec"), namespace)
+    await namespace["main"]()
+    assert len(emulator.stored_records("aws-ml-cert")) == 10_001
     out = capsys.readouterr().out
     assert "RecordId " in out
     assert "0 failed" in out

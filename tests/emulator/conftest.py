@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import aioboto3
@@ -20,13 +19,6 @@ TARGET = "Firehose_20150804."
 AUTH = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/firehose/aws4_request, Signature=0"
 # One attempt: the tests look at what the server answered, not at botocore's retries.
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
-
-
-@pytest.fixture
-async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
-    """A running emulator with the default stream, writing under tmp_path/data."""
-    async with Emulator(data_dir=tmp_path / "data") as running:
-        yield running
 
 
 @pytest.fixture

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aioboto3
 import pytest
 
-from ingest.emulator import Emulator
-
 MOTO_BUCKET = "ingest-producer-test"
 MOTO_STREAM = "producer-test"
-
-
-@pytest.fixture
-async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
-    """A running emulator (default stream `aws-ml-cert`, no faults)."""
-    async with Emulator(data_dir=tmp_path / "emulator") as running:
-        yield running
 
 
 @dataclass(frozen=True)

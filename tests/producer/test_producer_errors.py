@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -55,18 +55,8 @@ def firehose() -> ScriptedFirehose:
 
 
 @pytest.fixture
-async def endpoint(firehose: ScriptedFirehose) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_post("/", firehose.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+async def endpoint(firehose: ScriptedFirehose, serve_post: Callable[..., Awaitable[str]]) -> str:
+    return await serve_post(firehose.handle)
 
 
 @pytest.mark.parametrize(

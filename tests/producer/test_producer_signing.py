@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,29 +68,14 @@ class Verifier:
         return web.Response(body=orjson.dumps(answer), content_type="application/x-amz-json-1.1")
 
 
-async def serve(verifier: Verifier) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_post("/", verifier.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
 @pytest.fixture
 def verifier() -> Verifier:
     return Verifier(SECRET)
 
 
 @pytest.fixture
-async def verifying_endpoint(verifier: Verifier) -> AsyncIterator[str]:
-    async for url in serve(verifier):
-        yield url
+async def verifying_endpoint(verifier: Verifier, serve_post: Callable[..., Awaitable[str]]) -> str:
+    return await serve_post(verifier.handle)
 
 
 def session(secret: str = SECRET, token: str | None = None) -> aioboto3.Session:
