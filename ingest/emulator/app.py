@@ -22,7 +22,7 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from ingest.emulator.backend import Backend
-from ingest.emulator.faults import NO_FAULTS, CallFaults
+from ingest.emulator.faults import CallFaults
 from ingest.emulator.protocol import (
     CONTENT_TYPE,
     MAX_BODY_BYTES,
@@ -112,7 +112,7 @@ class FirehoseHandler:
         data_op = self._data_ops.get(operation)
         if data_op is not None:
             return await self._data_call(request, data_op, body, base)
-        return self._ok(await self._control_ops[operation](body), base)
+        return self._answer(await self._control_ops[operation](body), base)
 
     def _operation(self, request: web.BaseRequest) -> str:
         target = request.headers.get("X-Amz-Target", "")
@@ -125,9 +125,7 @@ class FirehoseHandler:
     async def _data_call(
         self, request: web.BaseRequest, op: DataOp, body: dict[str, Any], base: str
     ) -> web.StreamResponse:
-        faults = (
-            self.backend.faults.for_call() if self.backend.faults.options.enabled else NO_FAULTS
-        )
+        faults = self.backend.faults.for_call()
         if faults.delay_s:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), faults.delay_s)
@@ -136,22 +134,18 @@ class FirehoseHandler:
             _reset_connection(request)
             # The client is gone; aiohttp drops this response quietly when it cannot be sent.
             return web.Response(status=500)
-        return self._ok(await op(body, faults, base), base)
+        return self._answer(await op(body, faults, base), base)
 
-    def _ok(self, body: bytes, base: str) -> web.Response:
+    def _answer(self, body: bytes, base: str, status: int = 200) -> web.Response:
         return web.Response(
+            status=status,
             body=body,
             content_type=CONTENT_TYPE,
             headers={"x-amzn-RequestId": self.backend.ids.request_id(base)},
         )
 
     def _error(self, error: ApiError, base: str) -> web.Response:
-        response = web.Response(
-            status=error.status,
-            body=error.body(),
-            content_type=CONTENT_TYPE,
-            headers={"x-amzn-RequestId": self.backend.ids.request_id(base)},
-        )
+        response = self._answer(error.body(), base, error.status)
         if error.status == 413:
             response.force_close()  # the rest of the body is never read
         return response

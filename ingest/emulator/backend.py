@@ -20,10 +20,14 @@ from ingest.emulator.protocol import (
     all_ok_response,
     decode_record,
     decode_records,
+    internal_failure,
     invalid_argument,
+    member_name,
     mixed_response,
+    must_not_be_null,
     not_found,
     put_record_response,
+    record_too_large,
     serialization_error,
     slow_down,
     stream_name,
@@ -138,15 +142,13 @@ class Backend:
     async def put_record_batch(self, body: dict[str, Any], faults: CallFaults, base: str) -> bytes:
         datas = decode_records(body.get("Records"))
         stream = self._admitted_stream(body, faults)
-        failures: dict[int, tuple[str, str]] = {}
-        if self.quotas.enabled:
-            throttled = stream.quota.admit_records(datas)
-            if len(throttled) == len(datas):
-                self.stats.calls_throttled += 1
-                raise slow_down()
-            self.stats.records_throttled += len(throttled)
-            failures = dict.fromkeys(throttled, ("ServiceUnavailableException", SLOW_DOWN))
-        injected = self.faults.record_failures(len(datas), frozenset(failures))
+        throttled = stream.quota.admit_records(datas)
+        if len(throttled) == len(datas):
+            self.stats.calls_throttled += 1
+            raise slow_down()
+        self.stats.records_throttled += len(throttled)
+        failures = dict.fromkeys(throttled, ("ServiceUnavailableException", SLOW_DOWN))
+        injected = self.faults.record_failures(len(datas), failures)
         if injected:
             self.stats.records_failed += len(injected)
             failures.update(injected)
@@ -159,26 +161,23 @@ class Backend:
     async def put_record(self, body: dict[str, Any], faults: CallFaults, base: str) -> bytes:
         data = decode_record(body.get("Record"), "record")
         if len(data) > MAX_RECORD_BYTES:
-            raise validation_error(
-                "Value at 'record.data' failed to satisfy constraint: "
-                f"Member must have length less than or equal to {MAX_RECORD_BYTES}"
-            )
+            raise record_too_large("record.data")
         stream = self._admitted_stream(body, faults)
-        if self.quotas.enabled and stream.quota.admit_records([data]):
+        if stream.quota.admit_records([data]):
             self.stats.calls_throttled += 1
             raise slow_down()
-        injected = self.faults.record_failures(1, frozenset())
+        injected = self.faults.record_failures(1, ())
         if injected:
             self.stats.records_failed += 1
-            code, message = injected[0]
-            raise ApiError(503 if code == "ServiceUnavailableException" else 500, code, message)
+            code, _ = injected[0]
+            raise slow_down() if code == "ServiceUnavailableException" else internal_failure()
         await self._store(stream, [data], faults)
         return put_record_response(base)
 
     def _admitted_stream(self, body: dict[str, Any], faults: CallFaults) -> Stream:
         """The target stream, once the requests/s quota and injected call errors let it through."""
         stream = self.stream(stream_name(body))
-        if self.quotas.enabled and not stream.quota.admit_call():
+        if not stream.quota.admit_call():
             self.stats.calls_throttled += 1
             raise slow_down()
         if faults.error is not None:
@@ -209,10 +208,7 @@ def _s3_destination(body: dict[str, Any]) -> dict[str, Any]:
         raise invalid_argument(f"{given[0]}: expected an object")
     for required in ("RoleARN", "BucketARN"):
         if not isinstance(config.get(required), str):
-            raise validation_error(
-                f"Value null at '{given[0]}.{required}' failed to satisfy constraint: "
-                "Member must not be null"
-            )
+            raise must_not_be_null(f"{given[0]}.{required}")
     _check_hints(config.get("BufferingHints"))
     prefix = config.get("Prefix", "")
     problem = check_prefix(prefix) if isinstance(prefix, str) else "must be a string"
@@ -236,6 +232,6 @@ def _check_hints(hints: Any) -> None:
             )
         if not low <= value <= high:
             raise validation_error(
-                f"Value '{value}' at 'bufferingHints.{field[0].lower()}{field[1:]}' failed to "
+                f"Value '{value}' at 'bufferingHints.{member_name(field)}' failed to "
                 f"satisfy constraint: Member must have value between {low} and {high}"
             )

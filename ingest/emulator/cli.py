@@ -17,18 +17,18 @@ import socket
 import sys
 from pathlib import Path
 
+from ingest.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from ingest.emulator import flags
 from ingest.emulator.emulator import Emulator
 from ingest.emulator.options import (
     DEFAULT_BUFFER_INTERVAL_S,
     DEFAULT_BUFFER_SIZE_BYTES,
-    DEFAULT_STREAM,
     EmulatorOptions,
     FaultOptions,
     QuotaOptions,
 )
+from ingest.producer.config import DEFAULT_STREAM
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 FAULT_RATE_HELP = {
     "record-failure": "records answered ServiceUnavailableException/InternalFailure in a 200",
     "call-error": "calls answered 500/503 (nothing stored)",

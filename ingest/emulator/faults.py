@@ -8,19 +8,23 @@ sequence of calls give the same faults.
 from __future__ import annotations
 
 import random
+from collections.abc import Container
 from dataclasses import dataclass
 
 from ingest.emulator.options import FaultOptions
-from ingest.emulator.protocol import INTERNAL_FAILURE_MESSAGE, SLOW_DOWN, ApiError
+from ingest.emulator.protocol import (
+    INTERNAL_FAILURE_MESSAGE,
+    SLOW_DOWN,
+    ApiError,
+    internal_failure,
+    slow_down,
+)
 
 RECORD_FAILURES = (
     ("ServiceUnavailableException", SLOW_DOWN),
     ("InternalFailure", INTERNAL_FAILURE_MESSAGE),
 )
-CALL_ERRORS = (
-    (503, "ServiceUnavailableException", SLOW_DOWN),
-    (500, "InternalFailure", INTERNAL_FAILURE_MESSAGE),
-)
+CALL_ERRORS = (slow_down, internal_failure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +55,15 @@ class FaultInjector:
         if self._hit(options.reset_rate):
             return CallFaults(reset=True, delay_s=delay)
         if self._hit(options.call_error_rate):
-            status, code, message = self._rng.choice(CALL_ERRORS)
-            return CallFaults(error=ApiError(status, code, message), delay_s=delay)
+            return CallFaults(error=self._rng.choice(CALL_ERRORS)(), delay_s=delay)
         if self._hit(options.accepted_error_rate):
-            status, code, message = CALL_ERRORS[1]
-            return CallFaults(accepted_error=ApiError(status, code, message), delay_s=delay)
+            return CallFaults(accepted_error=internal_failure(), delay_s=delay)
         return CallFaults(delay_s=delay)
 
-    def record_failures(self, count: int, skip: frozenset[int]) -> dict[int, tuple[str, str]]:
-        """Entry index -> (ErrorCode, ErrorMessage) for injected record failures."""
+    def record_failures(self, count: int, skip: Container[int]) -> dict[int, tuple[str, str]]:
+        """Entry index -> (ErrorCode, ErrorMessage) for injected record failures.
+
+        Indices in ``skip`` (already failed) are never chosen."""
         rate = self.options.record_failure_rate
         if not rate:
             return {}

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.firehose.limits import default_quota
+from ingest.producer.config import DEFAULT_REGION, DEFAULT_STREAM
 
-DEFAULT_STREAM = "aws-ml-cert"
 DEFAULT_BUFFER_SIZE_BYTES = 1024 * 1024
 DEFAULT_BUFFER_INTERVAL_S = 1.0
 #: AWS region names: us-east-1, ap-southeast-2, us-gov-west-1, cn-north-1, ...
@@ -56,9 +56,8 @@ class FaultOptions:
     accepted_error_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("record_failure_rate", "call_error_rate", "reset_rate"):
+        for name in ("record_failure_rate", "call_error_rate", "reset_rate", "accepted_error_rate"):
             _check_rate(name, getattr(self, name))
-        _check_rate("accepted_error_rate", self.accepted_error_rate)
         _check_non_negative("latency_s", self.latency_s)
         _check_non_negative("latency_jitter_s", self.latency_jitter_s)
 
@@ -127,7 +126,7 @@ class EmulatorOptions:
     quotas: QuotaOptions = field(default_factory=QuotaOptions)
     faults: FaultOptions = field(default_factory=FaultOptions)
     record_log: bool = True
-    region: str = "us-east-1"
+    region: str = DEFAULT_REGION
 
     def __post_init__(self) -> None:
         streams: object = self.streams  # typed as a tuple, but callers may pass anything

@@ -44,6 +44,26 @@ def validation_error(message: str) -> ApiError:
     return ApiError(400, "ValidationException", f"1 validation error detected: {message}")
 
 
+def must_not_be_null(where: str) -> ApiError:
+    """A required member left out; ``where`` is its path as AWS spells it (``records``)."""
+    return validation_error(
+        f"Value null at '{where}' failed to satisfy constraint: Member must not be null"
+    )
+
+
+def record_too_large(where: str) -> ApiError:
+    """A record over MAX_RECORD_BYTES raw bytes; ``where`` is the path of its ``data``."""
+    return validation_error(
+        f"Value at '{where}' failed to satisfy constraint: "
+        f"Member must have length less than or equal to {MAX_RECORD_BYTES}"
+    )
+
+
+def member_name(field: str) -> str:
+    """The lowerCamel name AWS uses for ``field`` in validation messages."""
+    return field[0].lower() + field[1:]
+
+
 def serialization_error(message: str) -> ApiError:
     return ApiError(400, "SerializationException", message)
 
@@ -83,15 +103,12 @@ def stream_name(body: dict[str, Any], field: str = "DeliveryStreamName") -> str:
     """The validated stream name in ``field`` (AWS model: 1-64 chars of [a-zA-Z0-9_.-])."""
     name = body.get(field)
     if name is None:
-        raise validation_error(
-            f"Value null at '{field[0].lower()}{field[1:]}' failed to satisfy constraint: "
-            "Member must not be null"
-        )
+        raise must_not_be_null(member_name(field))
     if not isinstance(name, str):
         raise serialization_error(f"{field}: expected a string, got {type(name).__name__}")
     if STREAM_NAME_PATTERN.fullmatch(name) is None:
         raise validation_error(
-            f"Value '{name}' at '{field[0].lower()}{field[1:]}' failed to satisfy constraint: "
+            f"Value '{name}' at '{member_name(field)}' failed to satisfy constraint: "
             "Member must have length between 1 and 64 and match pattern [a-zA-Z0-9_.-]+"
         )
     return name
@@ -103,9 +120,7 @@ def decode_records(records: Any) -> list[bytes]:
     Fast path: one comprehension; on any problem the slow path names the offending entry.
     """
     if records is None:
-        raise validation_error(
-            "Value null at 'records' failed to satisfy constraint: Member must not be null"
-        )
+        raise must_not_be_null("records")
     if not isinstance(records, list):
         raise serialization_error(f"Records: expected a list, got {type(records).__name__}")
     count = len(records)
@@ -128,16 +143,12 @@ def decode_records(records: Any) -> list[bytes]:
 def decode_record(record: Any, where: str = "record") -> bytes:
     """Raw bytes of one ``{"Data": "<base64>"}`` entry, with an error naming ``where``."""
     if record is None:
-        raise validation_error(
-            f"Value null at '{where}' failed to satisfy constraint: Member must not be null"
-        )
+        raise must_not_be_null(where)
     if not isinstance(record, dict):
         raise serialization_error(f"{where}: expected an object, got {type(record).__name__}")
     data = record.get("Data")
     if data is None:
-        raise validation_error(
-            f"Value null at '{where}.data' failed to satisfy constraint: Member must not be null"
-        )
+        raise must_not_be_null(f"{where}.data")
     if not isinstance(data, str):
         raise serialization_error(
             f"{where}.data: expected a base64 string, got {type(data).__name__}"
@@ -152,10 +163,7 @@ def check_sizes(datas: list[bytes]) -> None:
     """Per-record (ValidationException) then per-call (InvalidArgumentException) byte limits."""
     if max(map(len, datas)) > MAX_RECORD_BYTES:
         index = next(i for i, d in enumerate(datas) if len(d) > MAX_RECORD_BYTES)
-        raise validation_error(
-            f"Value at 'records.{index + 1}.member.data' failed to satisfy constraint: "
-            f"Member must have length less than or equal to {MAX_RECORD_BYTES}"
-        )
+        raise record_too_large(f"records.{index + 1}.member.data")
     if sum(map(len, datas)) > MAX_BATCH_BYTES:
         raise invalid_argument("Records size exceeds 4 MB limit")
 

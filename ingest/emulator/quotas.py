@@ -61,6 +61,8 @@ class StreamQuota:
 
     def admit_records(self, datas: Sequence[bytes]) -> list[int]:
         """Indices of the records that exceed the records/s or bytes/s quota (taken in order)."""
+        if self._records is None and self._bytes is None:
+            return []  # the common, unlimited case: not even the sizes are summed
         total = sum(map(len, datas))
         if self._fits(len(datas), total):
             self._take(len(datas), total)

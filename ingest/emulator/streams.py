@@ -130,10 +130,7 @@ class Stream:
         s3 = {
             **self.destination,
             # The hints in force: what was given, completed with the emulator's defaults.
-            "BufferingHints": {
-                **self.buffering_hints(),
-                **(self.destination.get("BufferingHints") or {}),
-            },
+            "BufferingHints": self.buffering_hints(),
             "CompressionFormat": self.destination.get("CompressionFormat", "UNCOMPRESSED"),
             "EncryptionConfiguration": self.destination.get(
                 "EncryptionConfiguration", {"NoEncryptionConfig": "NoEncryption"}

@@ -22,16 +22,6 @@ NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
 
 @pytest.fixture
-async def firehose(emulator: Emulator) -> AsyncIterator[Any]:
-    """An aioboto3 Firehose client pointed at the emulator."""
-    session = aioboto3.Session()
-    async with session.client(
-        "firehose", region_name="us-east-1", endpoint_url=emulator.endpoint_url, config=NO_RETRIES
-    ) as client:
-        yield client
-
-
-@pytest.fixture
 def firehose_for() -> Callable[[Emulator], Any]:
     """``async with firehose_for(emulator) as client``: an aioboto3 client for that emulator."""
 
@@ -44,6 +34,15 @@ def firehose_for() -> Callable[[Emulator], Any]:
         )
 
     return open_client
+
+
+@pytest.fixture
+async def firehose(
+    emulator: Emulator, firehose_for: Callable[[Emulator], Any]
+) -> AsyncIterator[Any]:
+    """An aioboto3 Firehose client pointed at the emulator."""
+    async with firehose_for(emulator) as client:
+        yield client
 
 
 class RawCall:
@@ -80,18 +79,14 @@ async def call() -> AsyncIterator[RawCall]:
         yield RawCall(session)
 
 
-def records_body(stream: str, datas: list[bytes]) -> dict[str, Any]:
-    return {
-        "DeliveryStreamName": stream,
-        "Records": [{"Data": base64.b64encode(d).decode()} for d in datas],
-    }
-
-
 @pytest.fixture
 def batch() -> Callable[..., dict[str, Any]]:
     """Build a PutRecordBatch body: batch(datas, stream="aws-ml-cert")."""
 
     def build(datas: list[bytes], stream: str = "aws-ml-cert") -> dict[str, Any]:
-        return records_body(stream, datas)
+        return {
+            "DeliveryStreamName": stream,
+            "Records": [{"Data": base64.b64encode(d).decode()} for d in datas],
+        }
 
     return build

@@ -23,10 +23,14 @@ from ingest.emulator.testing import run_emulator_process
 READY = re.compile(r"emulator listening on (http://127\.0\.0\.1:(\d+))")
 
 
-def parse(*argv: str) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ingest")
     register(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(["emulator", *argv])
+    return parser
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["emulator", *argv])
 
 
 def test_flags_map_to_options(tmp_path: Path) -> None:
@@ -64,17 +68,27 @@ def test_defaults_are_one_stream_and_no_faults_or_quotas() -> None:
     assert not options.faults.enabled
 
 
-async def _start(tmp_path: Path, *extra: str) -> asyncio.subprocess.Process:
+async def _spawn(*argv: str) -> asyncio.subprocess.Process:
+    """``python -m ingest emulator ARGV`` with stdout and stderr piped."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ingest", "emulator", "--port", "0",
-        "--data-dir", str(tmp_path / "data"), *extra,
+        sys.executable, "-m", "ingest", "emulator", *argv,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 
 
+async def _run_cli(*argv: str) -> tuple[int, bytes, bytes]:
+    proc = await _spawn(*argv)
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode is not None
+    return proc.returncode, stdout, stderr
+
+
 @pytest.fixture
 async def process(tmp_path: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    proc = await _start(tmp_path, "--buffer-interval", "600", "--create-stream", "cli-stream")
+    proc = await _spawn(
+        "--port", "0", "--data-dir", str(tmp_path / "data"),
+        "--buffer-interval", "600", "--create-stream", "cli-stream",
+    )  # fmt: skip
     try:
         yield proc
     finally:
@@ -138,17 +152,17 @@ def test_bad_flag_values_are_usage_errors_naming_flag_and_value(
 
 
 async def test_a_bad_stream_name_exits_2_without_a_traceback(tmp_path: Path) -> None:
-    proc = await _start(tmp_path, "--create-stream", "no spaces allowed")
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode == 2
+    code, stdout, stderr = await _run_cli(
+        "--port", "0", "--data-dir", str(tmp_path / "data"), "--create-stream", "no spaces allowed"
+    )
+    assert code == 2
     assert b"Traceback" not in stderr
     assert b"'no spaces allowed'" in stderr
     assert stdout == b""
 
 
 def test_every_flag_explains_itself() -> None:
-    parser = argparse.ArgumentParser(prog="ingest")
-    register(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
     emulator = parser._subparsers._group_actions[0].choices["emulator"]  # type: ignore[union-attr]
     undocumented = [
         action.option_strings[0]
@@ -156,16 +170,6 @@ def test_every_flag_explains_itself() -> None:
         if action.option_strings and not action.help
     ]
     assert undocumented == []
-
-
-async def _run_cli(*argv: str) -> tuple[int, bytes, bytes]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ingest", "emulator", *argv,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode is not None
-    return proc.returncode, stdout, stderr
 
 
 async def test_a_data_dir_that_is_a_file_exits_2_naming_the_flag(tmp_path: Path) -> None:

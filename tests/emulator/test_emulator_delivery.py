@@ -16,6 +16,7 @@ from ingest.emulator import Emulator
 from ingest.emulator.delivery import ObjectWriter, check_prefix, object_key
 
 STREAM = "aws-ml-cert"
+DESTINATION = {"RoleARN": "arn:aws:iam::123456789012:role/r", "BucketARN": "arn:aws:s3:::b"}
 Batch = Callable[..., dict[str, Any]]
 KEY = re.compile(
     r"(\d{4})/(\d\d)/(\d\d)/(\d\d)/aws-ml-cert-1-(\d{4})-(\d\d)-(\d\d)-(\d\d)-\d\d-\d\d-"
@@ -105,8 +106,7 @@ async def test_stream_buffering_hints_from_create(emulator: Emulator, firehose: 
     await firehose.create_delivery_stream(
         DeliveryStreamName="eager",
         ExtendedS3DestinationConfiguration={
-            "RoleARN": "arn:aws:iam::123456789012:role/r",
-            "BucketARN": "arn:aws:s3:::b",
+            **DESTINATION,
             "Prefix": "eager/",
             "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
         },
@@ -185,8 +185,7 @@ async def test_create_with_an_escaping_prefix_is_invalid_argument(
         {
             "DeliveryStreamName": "evil",
             "S3DestinationConfiguration": {
-                "RoleARN": "arn:aws:iam::123456789012:role/r",
-                "BucketARN": "arn:aws:s3:::b",
+                **DESTINATION,
                 "Prefix": "../../etc/",
             },
         },
@@ -204,8 +203,7 @@ async def test_describe_shows_the_hints_in_force_when_only_some_were_given(
             await firehose.create_delivery_stream(
                 DeliveryStreamName="sized",
                 ExtendedS3DestinationConfiguration={
-                    "RoleARN": "arn:aws:iam::123456789012:role/r",
-                    "BucketARN": "arn:aws:s3:::b",
+                    **DESTINATION,
                     "BufferingHints": {"SizeInMBs": 2},
                 },
             )
@@ -244,8 +242,7 @@ async def test_only_the_top_level_staging_dir_is_hidden_from_readers(
     await firehose.create_delivery_stream(
         DeliveryStreamName="nested",
         ExtendedS3DestinationConfiguration={
-            "RoleARN": "arn:aws:iam::123456789012:role/r",
-            "BucketARN": "arn:aws:s3:::b",
+            **DESTINATION,
             "Prefix": "a/.tmp/",
         },
     )

@@ -17,15 +17,14 @@ from ingest.emulator import Emulator, FaultOptions
 STREAM = "aws-ml-cert"
 Batch = Callable[..., dict[str, Any]]
 DATAS = [b"%03d\n" % i for i in range(50)]
+RECORDS = [{"Data": d} for d in DATAS]
 
 
 async def test_record_failures_come_back_in_a_200_and_are_never_stored(
     emulator: Emulator, firehose: Any
 ) -> None:
     emulator.set_faults(FaultOptions(seed=1, record_failure_rate=1.0))
-    response = await firehose.put_record_batch(
-        DeliveryStreamName=STREAM, Records=[{"Data": d} for d in DATAS]
-    )
+    response = await firehose.put_record_batch(DeliveryStreamName=STREAM, Records=RECORDS)
     assert response["FailedPutCount"] == len(DATAS)
     codes = {e["ErrorCode"] for e in response["RequestResponses"]}
     assert codes == {"ServiceUnavailableException", "InternalFailure"}
@@ -37,9 +36,7 @@ async def test_partial_record_failures_store_exactly_the_successful_entries(
     emulator: Emulator, firehose: Any
 ) -> None:
     emulator.set_faults(FaultOptions(seed=3, record_failure_rate=0.5))
-    response = await firehose.put_record_batch(
-        DeliveryStreamName=STREAM, Records=[{"Data": d} for d in DATAS]
-    )
+    response = await firehose.put_record_batch(DeliveryStreamName=STREAM, Records=RECORDS)
     entries = response["RequestResponses"]
     succeeded = [d for d, e in zip(DATAS, entries, strict=True) if "RecordId" in e]
     assert 0 < len(succeeded) < len(DATAS)
@@ -94,13 +91,11 @@ async def test_accepted_but_answered_with_an_error_stores_the_records(
     """The duplicate source: the client sees a 500, retries, and both copies are stored."""
     emulator.set_faults(FaultOptions(accepted_error_rate=1.0))
     with pytest.raises(ClientError) as raised:
-        await firehose.put_record_batch(
-            DeliveryStreamName=STREAM, Records=[{"Data": d} for d in DATAS]
-        )
+        await firehose.put_record_batch(DeliveryStreamName=STREAM, Records=RECORDS)
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
     assert raised.value.response["Error"]["Code"] == "InternalFailure"
     emulator.set_faults(FaultOptions())
-    await firehose.put_record_batch(DeliveryStreamName=STREAM, Records=[{"Data": d} for d in DATAS])
+    await firehose.put_record_batch(DeliveryStreamName=STREAM, Records=RECORDS)
     counts = emulator.stored_counts(STREAM)
     assert set(counts.values()) == {2}
     assert emulator.stats.records_accepted_with_error == len(DATAS)
