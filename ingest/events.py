@@ -32,8 +32,9 @@ _UUID_BYTES = 16
 _VERSION_TABLE = bytes((b & 0x0F) | 0x40 for b in range(256))
 _VARIANT_TABLE = bytes((b & 0x3F) | 0x80 for b in range(256))
 _MAX_SEQ_DIGITS = 19  # seq is an int64 in every consumer we care about
-_PAD_OVERHEAD = len(b',"pad":""')
 _RANDOM_CHUNK = 1024  # UUIDs drawn per os.urandom call for next_event()
+_SAMPLE_ID = b"00000000-0000-0000-0000-000000000000"
+_SAMPLE_TS = b"2000-01-01T00:00:00.000Z"
 
 
 def _random_uuid_hex(count: int) -> bytes:
@@ -44,21 +45,21 @@ def _random_uuid_hex(count: int) -> bytes:
     return raw.hex().encode("ascii")
 
 
-_SAMPLE_PARTS = (*(b"0" * n for n in (8, 4, 4, 4, 12)), b"2000-01-01T00:00:00.000Z")
+def _producer_json(run_id: str) -> bytes:
+    """`run_id` as a JSON string, escaped for use inside a ``bytes`` ``%`` template."""
+    return orjson.dumps(run_id).replace(b"%", b"%%")
 
 
-def _event_template(producer_json: bytes, padded: bool) -> bytes:
-    head = b'{"id":"%b-%b-%b-%b-%b","ts":"%b","seq":%d,"producer":' + producer_json.replace(
-        b"%", b"%%"
-    )
-    return head + (b',"pad":"%b"}\n' if padded else b"}\n")
+def _event_template(producer_json: bytes, ts: bytes, pad: bytes | None) -> bytes:
+    """The one event template: placeholders for the id (``%b``) and seq (``%d``)."""
+    head = b'{"id":"%b","ts":"' + ts + b'","seq":%d,"producer":' + producer_json
+    return head + (b"}\n" if pad is None else b',"pad":"' + pad + b'"}\n')
 
 
 def min_event_size(run_id: str) -> int:
     """Smallest `event_size` (bytes) accepted for `run_id`: room for any int64 seq plus pad."""
-    template = _event_template(orjson.dumps(run_id), padded=False)
-    sample = template % (*_SAMPLE_PARTS, 10 ** (_MAX_SEQ_DIGITS - 1))
-    return len(sample) + _PAD_OVERHEAD
+    template = _event_template(_producer_json(run_id), _SAMPLE_TS, b"")
+    return len(template % (_SAMPLE_ID, 10 ** (_MAX_SEQ_DIGITS - 1)))
 
 
 class EventGenerator:
@@ -78,31 +79,27 @@ class EventGenerator:
         if isinstance(start_seq, bool) or not isinstance(start_seq, int) or start_seq < 0:
             raise ConfigError(f"start_seq: expected an int >= 0, got {start_seq!r}")
         self.run_id = run_id if run_id is not None else uuid.uuid4().hex[:12]
-        producer_json = orjson.dumps(self.run_id)
+        # Length of a padded event without its pad and without the digits of seq.
+        self._fixed_len = 0
         if event_size is not None:
-            smallest = min_event_size(self.run_id)
             if isinstance(event_size, bool) or not isinstance(event_size, int):
                 raise ConfigError(f"event_size: expected an int, got {event_size!r}")
+            smallest = min_event_size(self.run_id)
             if event_size < smallest:
                 raise ConfigError(
                     f"event_size: {event_size} bytes is too small for run id "
                     f"{self.run_id!r}; expected at least {smallest}"
                 )
+            self._fixed_len = smallest - _MAX_SEQ_DIGITS
         self.event_size = event_size
         self.seq = start_seq
-        self._template = _event_template(producer_json, padded=event_size is not None)
-        self._producer_escaped = producer_json.replace(b"%", b"%%")
-        # Length of a padded event without its pad and without the digits of seq.
-        self._fixed_len = 0
-        if event_size is not None:
-            self._fixed_len = len(self._template % (*_SAMPLE_PARTS, 0, b"")) - 1
+        self._producer_json = _producer_json(self.run_id)
         self._pad_source = b"x" * (event_size or 0)
         self._ts_ms = -1
         self._ts_text = b""
         self._ts_second = -1
         self._ts_second_text = ""
-        self._spare_hex = b""
-        self._spare_pos = 0
+        self._spare_ids: list[bytes] = []
 
     def _timestamp(self) -> bytes:
         """The current UTC time as RFC 3339 text with milliseconds, formatted once per ms."""
@@ -116,29 +113,14 @@ class EventGenerator:
             self._ts_text = f"{self._ts_second_text}.{millis:03d}Z".encode("ascii")
         return self._ts_text
 
-    def _format(self, hexs: bytes, at: int, ts: bytes, seq: int) -> bytes:
-        parts = (
-            hexs[at : at + 8],
-            hexs[at + 8 : at + 12],
-            hexs[at + 12 : at + 16],
-            hexs[at + 16 : at + 20],
-            hexs[at + 20 : at + 32],
-            ts,
-            seq,
-        )
-        if self.event_size is None:
-            return self._template % parts
-        pad_len = self.event_size - self._fixed_len - len(str(seq))
-        return self._template % (*parts, self._pad_source[:pad_len])
-
     def next_event(self) -> bytes:
         """One event; consumes one `seq`."""
-        if self._spare_pos >= len(self._spare_hex):
-            self._spare_hex = _random_uuid_hex(_RANDOM_CHUNK)
-            self._spare_pos = 0
-        event = self._format(self._spare_hex, self._spare_pos, self._timestamp(), self.seq)
-        self._spare_pos += 32
-        self.seq += 1
+        if not self._spare_ids:
+            self._spare_ids = _dashed_uuids(_random_uuid_hex(_RANDOM_CHUNK), _RANDOM_CHUNK)
+            self._spare_ids.pop()  # the empty tail
+        seq = self.seq
+        event = self._run_template(self._timestamp(), seq) % (self._spare_ids.pop(), seq)
+        self.seq = seq + 1
         return event
 
     def batch(self, n: int) -> list[bytes]:
@@ -172,11 +154,10 @@ class EventGenerator:
     def _run_template(self, ts: bytes, seq: int) -> bytes:
         """The template (placeholders: id, seq) with `ts` and, if padded, the pad for every
         seq with as many digits as `seq` built in."""
-        head = b'{"id":"%b","ts":"' + ts + b'","seq":%d,"producer":' + self._producer_escaped
-        if self.event_size is None:
-            return head + b"}\n"
-        pad = self._pad_source[: self.event_size - self._fixed_len - len(str(seq))]
-        return head + b',"pad":"' + pad + b'"}\n'
+        pad = None
+        if self.event_size is not None:
+            pad = self._pad_source[: self.event_size - self._fixed_len - len(str(seq))]
+        return _event_template(self._producer_json, ts, pad)
 
 
 def _dashed_uuids(hexs: bytes, n: int) -> list[bytes]:

@@ -83,8 +83,9 @@ def error_class_for(code: str, status: int | None) -> type[FirehoseError]:
 def error_from_http(
     status: int, code: str | None, message: str, request_id: str | None
 ) -> FirehoseError:
-    """The typed error for a non-200 answer. `code` is None when the body carried none."""
-    code = normalize_code(code) if code else f"HTTP{status}"
+    """The typed error for a non-200 answer. `code` may carry a namespace (normalised here);
+    it is None when the answer carried none."""
+    code = normalize_code(code or "") or f"HTTP{status}"
     cls = error_class_for(code, status)
     hint = _HINTS.get(cls)
     if hint:

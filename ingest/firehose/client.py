@@ -12,6 +12,7 @@ producer's retry policy alone.
 
 from __future__ import annotations
 
+import inspect
 import io
 from contextlib import AsyncExitStack
 from typing import Any, Final, NamedTuple, Self
@@ -127,7 +128,7 @@ class FirehoseClient:
         self.endpoint_url = str(self._boto.meta.endpoint_url)
         self._url = self.endpoint_url.rstrip("/") + "/"
         credentials = session.get_credentials()
-        if hasattr(credentials, "__await__"):
+        if inspect.isawaitable(credentials):
             credentials = await credentials
         self._signer = RequestSigner(credentials, self.region)
         self._http = aiohttp.ClientSession(

@@ -16,7 +16,7 @@ from typing import Any, Final
 import orjson
 
 from ingest.errors import FirehoseError, ServerError
-from ingest.firehose.classify import entry_error, error_from_http, normalize_code
+from ingest.firehose.classify import entry_error, error_from_http
 
 __all__ = [
     "CONTENT_TYPE",
@@ -164,8 +164,6 @@ def parse_error(
         message = body[:200].decode("utf-8", "replace")
     if isinstance(payload, dict):
         raw_code = payload.get("__type") or payload.get("code") or payload.get("Code")
-        code = normalize_code(str(raw_code)) if raw_code else None
+        code = str(raw_code) if raw_code else None
         message = str(payload.get("message") or payload.get("Message") or "")
-    if code is None and error_type_header:
-        code = normalize_code(error_type_header)
-    return error_from_http(status, code, message, request_id)
+    return error_from_http(status, code or error_type_header, message, request_id)

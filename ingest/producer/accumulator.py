@@ -110,9 +110,7 @@ class Accumulator:
             self._ledger.settle(batch)  # nothing to wait for
             return
         self._ready.append(batch)
-        waiter = self._ready_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake(self._ready_waiter)
 
     async def next_batch(self) -> Batch | None:
         """Wait for a ready batch; None once closed and nothing is left. Cancellation-safe:
@@ -128,8 +126,7 @@ class Accumulator:
         """Stop batching: the open batch becomes ready at once; `next_batch` ends when empty."""
         self.seal()
         self._closed = True
-        self._wake(self._ready_waiter)
-        self._wake(self._room_waiter)
+        self.wake_all()
 
     def take_unsent(self) -> list[Batch]:
         """Remove and return every batch not yet handed to the sender."""

@@ -28,6 +28,12 @@ DEFAULT_STREAM: Final = "aws-ml-cert"
 DEFAULT_REGION: Final = "us-east-1"
 _STREAM_NAME: Final = re.compile(r"[a-zA-Z0-9_.-]{1,64}")
 _REGION: Final = re.compile(r"[a-z0-9-]{2,32}")
+# Durations that cannot be 0 (a zero timeout or deadline could never succeed); others may be 0.
+_MINIMUM_S: Final = {
+    "request_timeout_s": 1e-3,
+    "connect_timeout_s": 1e-3,
+    "record_deadline_s": 1e-3,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,18 +70,15 @@ class ProducerConfig:
             raise ConfigError(f"endpoint_url: expected an http(s) URL or None, got {url!r}")
         for spec in fields(self):
             value = getattr(self, spec.name)
-            if spec.name.startswith("max_") and spec.name != "max_queue_bytes":
+            if spec.name.startswith("max_"):
                 _check_number(spec.name, value, int, minimum=1)
             elif spec.name.endswith("_s") and value is not None:
-                _check_number(spec.name, value, float, minimum=0.0)
-        _check_number("max_queue_bytes", self.max_queue_bytes, int, minimum=1)
+                _check_number(spec.name, value, float, minimum=_MINIMUM_S.get(spec.name, 0.0))
         if not isinstance(self.log_requests, bool):
             raise ConfigError(f"log_requests: expected True or False, got {self.log_requests!r}")
         for name in ("records_per_s", "bytes_per_s"):
             if getattr(self, name) == 0:
                 raise ConfigError(f"{name}: expected a positive rate or None, got 0")
-        for name in ("request_timeout_s", "connect_timeout_s", "record_deadline_s"):
-            _check_number(name, getattr(self, name), float, minimum=1e-3)
 
     @classmethod
     def from_options(cls, options: Mapping[str, object]) -> ProducerConfig:

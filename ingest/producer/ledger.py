@@ -91,14 +91,15 @@ class Ledger:
             self.settle(batch)
         return failed
 
-    def fail(self, batch: Batch, indices: Sequence[int], reason: str, message: str) -> None:
-        """Settle `indices` of `batch` as failed with one reason."""
-        self.fail_each(batch, [(index, reason, message) for index in indices])
-
-    def fail_pending(self, batch: Batch, reason: str, message: str) -> None:
-        """Settle every still-pending record of `batch` as failed. No-op if settled."""
-        if not batch.done:
-            self.fail(batch, batch.pending_indices(), reason, message)
+    def fail_pending(
+        self, batch: Batch, reason: str, message: str, *, hand_over: bool = True
+    ) -> list[FailedRecord]:
+        """Settle every still-pending record of `batch` as failed and return them (none if
+        already settled); `hand_over` as in `fail_each`."""
+        if batch.done:
+            return []
+        failures = [(index, reason, message) for index in batch.pending_indices()]
+        return self.fail_each(batch, failures, hand_over=hand_over)
 
     def fail_each(
         self, batch: Batch, failures: Sequence[tuple[int, str, str]], *, hand_over: bool = True
@@ -131,9 +132,7 @@ class Ledger:
         """Fail every pending record of `batches`; one call of the failure handler for all."""
         failed: list[FailedRecord] = []
         for batch in list(batches):
-            if not batch.done:
-                failures = [(index, reason, message) for index in batch.pending_indices()]
-                failed.extend(self.fail_each(batch, failures, hand_over=False))
+            failed.extend(self.fail_pending(batch, reason, message, hand_over=False))
         if failed:
             self.hand_over(failed)
 

@@ -121,8 +121,7 @@ class Producer:
         self._dispatcher: asyncio.Task[None] | None = None
         self._problem: BaseException | None = None  # fatal FirehoseError or crash
         self._closing = False
-        self._closed = False
-        self._closed_event = asyncio.Event()
+        self._closed = asyncio.Event()
 
     @classmethod
     def from_config(
@@ -161,7 +160,7 @@ class Producer:
         queue is full. Raises `PutTimeoutError`, `RecordTooLargeError`, `TypeError`,
         `ProducerClosedError`, `ProducerCrashedError` or the fatal `FirehoseError` that stopped
         the producer. Cancelling the wait queues nothing."""
-        if timeout is not None:
+        if timeout is not None:  # skips a call per record on the hot path
             check_timeout("timeout", timeout)
         size = self._admit(record)
         if not self._acc.has_room(size):
@@ -183,17 +182,16 @@ class Producer:
         Cancelling the wait keeps the records already queued (they are counted in
         ``stats().records_put`` and settle like any other) and queues no more.
         """
-        if timeout is not None:
-            check_timeout("timeout", timeout)
+        check_timeout("timeout", timeout)
         if not isinstance(records, list):
             check_many(records)
-        batch = records if isinstance(records, list) else list(records)
-        sizes = self._admit_many(batch)
+            records = list(records)
+        sizes = self._admit_many(records)
         receipts = Receipts()
-        taken = self._acc.append_many(batch, sizes, 0, receipts)
-        while taken < len(batch):
+        taken = self._acc.append_many(records, sizes, 0, receipts)
+        while taken < len(records):
             await self._acc.wait_for_room(sizes[taken], timeout, self._check_open, accepted=taken)
-            taken = self._acc.append_many(batch, sizes, taken, receipts)
+            taken = self._acc.append_many(records, sizes, taken, receipts)
         return receipts
 
     def _admit(self, record: object) -> int:
@@ -250,7 +248,7 @@ class Producer:
             queue_bytes=self._acc.queue_bytes,
             now=time.monotonic(),
             closing=self._closing,
-            closed=self._closed,
+            closed=self._closed.is_set(),
         )
 
     # -- shutdown and failure ------------------------------------------------------------------
@@ -262,7 +260,7 @@ class Producer:
         close itself is cancelled, the remaining records are still failed before it returns."""
         check_timeout("timeout", timeout)
         if self._closing:
-            await self._closed_event.wait()
+            await self._closed.wait()
             return
         self._closing = True
         self._acc.close()
@@ -277,8 +275,7 @@ class Producer:
         finally:
             await self._stop_everything("close_timeout", message)
             await self._client.close()
-            self._closed = True
-            self._closed_event.set()
+            self._closed.set()
 
     async def _stop_everything(self, reason: str, message: str) -> None:
         tasks = self._sender.cancel_inflight(reason)
@@ -311,5 +308,5 @@ class Producer:
             return
         if task.cancelled():
             self._crash(asyncio.CancelledError("the producer's sender task was cancelled"))
-        elif task.exception() is not None:
-            self._crash(task.exception() or RuntimeError("sender task failed"))
+        elif (exc := task.exception()) is not None:
+            self._crash(exc)

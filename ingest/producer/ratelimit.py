@@ -13,19 +13,18 @@ __all__ = ["RateLimiter", "TokenBucket"]
 
 
 class TokenBucket:
-    """`rate_per_s` tokens per second, holding at most `burst` (default: one second's worth)."""
+    """`rate_per_s` tokens per second, holding at most one second's worth (the burst)."""
 
-    __slots__ = ("_burst", "_rate", "_stamp", "_tokens")
+    __slots__ = ("_rate", "_stamp", "_tokens")
 
-    def __init__(self, rate_per_s: float, burst: float | None = None) -> None:
+    def __init__(self, rate_per_s: float) -> None:
         self._rate = rate_per_s
-        self._burst = burst if burst is not None else rate_per_s
-        self._tokens = self._burst
+        self._tokens = rate_per_s
         self._stamp = time.monotonic()
 
     def take(self, amount: float, now: float) -> float:
         """Take `amount` tokens; returns the seconds to wait before the debt is repaid."""
-        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._tokens = min(self._rate, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
         self._tokens -= amount
         return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
@@ -37,10 +36,6 @@ class RateLimiter:
     def __init__(self, records_per_s: float | None, bytes_per_s: float | None) -> None:
         self._records = TokenBucket(records_per_s) if records_per_s else None
         self._bytes = TokenBucket(bytes_per_s) if bytes_per_s else None
-
-    @property
-    def active(self) -> bool:
-        return self._records is not None or self._bytes is not None
 
     async def acquire(self, records: int, nbytes: int) -> None:
         """Wait (seconds, via asyncio.sleep) until a batch of this size may be sent.

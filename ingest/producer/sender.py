@@ -36,8 +36,6 @@ __all__ = ["BatchTransport", "RetryPolicy", "Sender"]
 
 _log = structlog.get_logger(__name__)
 
-_TRANSIENT_OUTCOMES = frozenset({"throttled", "server_error", "connection_error", "timeout"})
-
 
 class BatchTransport(Protocol):
     async def put_record_batch(self, records: list[bytes]) -> PutBatchResult: ...
@@ -76,7 +74,8 @@ def _is_retriable(exc: BaseException) -> bool:
 
 
 def _outcome(exc: FirehoseError) -> str:
-    return exc.reason if exc.reason in _TRANSIENT_OUTCOMES else "client_error"
+    # A retriable error's reason names a transient outcome; every other answer is the client's.
+    return exc.reason if exc.retriable else "client_error"
 
 
 class Sender:
@@ -117,8 +116,7 @@ class Sender:
             if batch is None:
                 self._slots.release()
                 break
-            if self._limiter.active:
-                await self._limiter.acquire(len(batch.records), batch.nbytes)
+            await self._limiter.acquire(len(batch.records), batch.nbytes)
             task = asyncio.create_task(self._send(batch))
             self._tasks.add(task)
             task.add_done_callback(self._task_done)
@@ -135,8 +133,8 @@ class Sender:
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._on_crash(task.exception() or RuntimeError("request task failed"))
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._on_crash(exc)
 
     async def _send(self, batch: Batch) -> None:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 from types import MappingProxyType
 from typing import Final, NamedTuple
 
@@ -71,12 +72,8 @@ class LatencyHistogram:
         self._count += 1
 
     def snapshot(self) -> HistogramSnapshot:
-        cumulative: list[int] = []
-        running = 0
-        for bucket in self._buckets:
-            running += bucket
-            cumulative.append(running)
-        return HistogramSnapshot(self._bounds, tuple(cumulative), self._sum, self._count)
+        cumulative = tuple(accumulate(self._buckets))
+        return HistogramSnapshot(self._bounds, cumulative, self._sum, self._count)
 
 
 class Counters:
@@ -110,10 +107,6 @@ class Counters:
         self.latency = LatencyHistogram()
         self.last_progress_monotonic = now
         self.last_success_monotonic: float | None = None
-
-    @property
-    def records_failed_total(self) -> int:
-        return sum(self.records_failed.values())
 
     def count_request(self, outcome: str) -> None:
         self.requests[outcome] = self.requests.get(outcome, 0) + 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -142,13 +142,13 @@ async def test_access_denied_mid_run_settles_every_record_and_stops_intake(
     firehose.status, firehose.code, firehose.ok_calls = 400, "AccessDeniedException", 3
     firehose.latency_s = 0.01
     failed: list[FailedRecord] = []
-
-    def keep(records: Sequence[FailedRecord]) -> None:
-        failed.extend(records)
-
     records = [b"%d\n" % i for i in range(10_000)]
     async with Producer(
-        endpoint_url=endpoint, max_inflight=4, max_queue_records=2000, on_failure=keep, **FAST
+        endpoint_url=endpoint,
+        max_inflight=4,
+        max_queue_records=2000,
+        on_failure=failed.extend,
+        **FAST,
     ) as producer:
         with pytest.raises(AccessDeniedError, match="lack firehose:PutRecordBatch"):
             await producer.put_many(records)

@@ -4,7 +4,6 @@ from ambiguous outcomes and always counted."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -27,12 +26,10 @@ async def send(emulator: Emulator, events: list[bytes], **options: Any) -> tuple
 ]:  # fmt: skip
     """Put `events` through a producer into the emulator; return stats, failures, stored."""
     handed: list[FailedRecord] = []
-
-    def keep(failed: Sequence[FailedRecord]) -> None:
-        handed.extend(failed)
-
     config = {**FAST_RETRY, **options}
-    async with Producer(endpoint_url=emulator.endpoint_url, on_failure=keep, **config) as producer:
+    async with Producer(
+        endpoint_url=emulator.endpoint_url, on_failure=handed.extend, **config
+    ) as producer:
         receipts = await producer.put_many(events)
     assert sorted(await receipts.wait()) == sorted(handed)
     await emulator.flush()

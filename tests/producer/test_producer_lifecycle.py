@@ -103,11 +103,7 @@ async def test_close_deadline_fails_in_flight_records_never_counts_them_delivere
 ) -> None:
     emulator.set_faults(STALLED)
     handed: list[FailedRecord] = []
-
-    def keep(failed: Sequence[FailedRecord]) -> None:
-        handed.extend(failed)
-
-    producer = Producer(endpoint_url=emulator.endpoint_url, on_failure=keep, linger_s=0.0)
+    producer = Producer(endpoint_url=emulator.endpoint_url, on_failure=handed.extend, linger_s=0.0)
     async with producer:
         receipts = await producer.put_many([b"%d\n" % i for i in range(1200)])
         await wait_until_in_flight(producer)

@@ -3,8 +3,6 @@ once, and records that never failed keep their order."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -102,13 +100,9 @@ async def test_every_record_is_settled_exactly_once_and_never_failed_ones_keep_o
 ) -> None:
     records = [b"%d\n" % i for i in range(count)]
     handed: list[FailedRecord] = []
-
-    def keep(failed: Sequence[FailedRecord]) -> None:
-        handed.extend(failed)
-
     async with Emulator(faults=faults) as emulator:
         producer = Producer(
-            endpoint_url=emulator.endpoint_url, on_failure=keep, max_attempts=max_attempts,
+            endpoint_url=emulator.endpoint_url, on_failure=handed.extend, max_attempts=max_attempts,
             max_inflight=max_inflight, linger_s=linger_s, backoff_base_s=0.001,
             backoff_cap_s=0.01,
         )  # fmt: skip
