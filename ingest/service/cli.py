@@ -11,12 +11,11 @@ import asyncio
 import os
 import sys
 
+from ingest.cli import EXIT_FAILURE, EXIT_USAGE
 from ingest.errors import ConfigError
 from ingest.service.config import CONFIG_ENV, ServiceConfig, load_config, unknown_env
 from ingest.service.keys import KEYS, KEYS_BY_NAME, Key
 
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 _METAVARS = {"int": "N", "float": "X", "str": "TEXT", "path": "DIR"}
 
 

@@ -20,21 +20,29 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from ingest.errors import ConfigError
-from ingest.producer.config import ProducerConfig
-from ingest.service.keys import KEYS, KEYS_BY_NAME, PRODUCER_KEYS, Key, Value, convert, valid
+from ingest.producer.config import DEFAULT_REGION, DEFAULT_STREAM
+from ingest.service.keys import (
+    KEYS,
+    KEYS_BY_NAME,
+    PRODUCER_DEFAULTS,
+    PRODUCER_KEYS,
+    Key,
+    Value,
+    convert,
+    valid,
+)
 
 CONFIG_ENV = "INGEST_CONFIG"
 REDACTED = "***"
 _USERINFO = re.compile(r"//[^/?#]*@")
-_PRODUCER = ProducerConfig()
 
 
 @dataclass(frozen=True, kw_only=True)
 class ServiceConfig:
     """Effective settings of `ingest run` (see `ingest.service.keys` for each key's meaning)."""
 
-    stream: str = "aws-ml-cert"
-    region: str = "us-east-1"
+    stream: str = DEFAULT_STREAM
+    region: str = DEFAULT_REGION
     endpoint_url: str | None = None
     local: bool = False
     local_data_dir: Path | None = None
@@ -50,16 +58,16 @@ class ServiceConfig:
     drain_timeout_s: float = 20.0
     stall_timeout_s: float = 60.0
     unreachable_after_s: float = 15.0
-    max_queue_records: int = _PRODUCER.max_queue_records
-    max_queue_bytes: int = _PRODUCER.max_queue_bytes
-    linger_s: float = _PRODUCER.linger_s
-    max_inflight: int = _PRODUCER.max_inflight
-    max_attempts: int = _PRODUCER.max_attempts
-    record_deadline_s: float = _PRODUCER.record_deadline_s
-    request_timeout_s: float = _PRODUCER.request_timeout_s
-    connect_timeout_s: float = _PRODUCER.connect_timeout_s
-    backoff_base_s: float = _PRODUCER.backoff_base_s
-    backoff_cap_s: float = _PRODUCER.backoff_cap_s
+    max_queue_records: int = PRODUCER_DEFAULTS.max_queue_records
+    max_queue_bytes: int = PRODUCER_DEFAULTS.max_queue_bytes
+    linger_s: float = PRODUCER_DEFAULTS.linger_s
+    max_inflight: int = PRODUCER_DEFAULTS.max_inflight
+    max_attempts: int = PRODUCER_DEFAULTS.max_attempts
+    record_deadline_s: float = PRODUCER_DEFAULTS.record_deadline_s
+    request_timeout_s: float = PRODUCER_DEFAULTS.request_timeout_s
+    connect_timeout_s: float = PRODUCER_DEFAULTS.connect_timeout_s
+    backoff_base_s: float = PRODUCER_DEFAULTS.backoff_base_s
+    backoff_cap_s: float = PRODUCER_DEFAULTS.backoff_cap_s
     records_per_s: float | None = None
     bytes_per_s: float | None = None
     config_file: Path | None = None
@@ -183,12 +191,10 @@ def _read_toml(path: Path, source: str) -> dict[str, object]:
 def _validated(key: Key, raw: object, source: str, from_text: bool) -> Value:
     try:
         value = convert(key, raw, from_text=from_text)
-    except ValueError:
-        value = None
-        converted = False
-    else:
-        converted = True
-    if not converted or not valid(key, value):
+        ok = valid(key, value)
+    except ValueError:  # the wrong shape for the key's type
+        ok = False
+    if not ok:
         shown = raw if isinstance(raw, str) else repr(raw)
         if key.name == "endpoint_url":  # the message is printed: never echo a credential
             shown = redact_url(str(shown))

@@ -53,25 +53,29 @@ async def generate(
 ) -> str:
     """Run until a limit or `stop`; returns why it ended ("count", "duration", "signal", ...).
 
-    `state.events_generated` counts events the producer accepted (this loop is its only
-    writer, so it always equals the producer's `records_put`).
+    `state.events_generated` counts events the producer accepted; this loop is its only writer
+    and leaves it equal to the producer's `records_put` however it ends (a refused or cancelled
+    `put_many` may have queued part of its chunk: the ledger knows how much).
     """
     deadline = None if limits.duration_s is None else time.monotonic() + limits.duration_s
-    while True:
-        if stop.is_set():
-            return "signal"
-        if deadline is not None and time.monotonic() >= deadline:
-            return "duration"
-        remaining = None if limits.count is None else limits.count - state.events_generated
-        if remaining == 0:
-            return "count"
-        n = pacer.take(remaining)
-        if n == 0:
-            await _sleep_or_stop(stop, _until(deadline, pacer.wait_s()))
-            continue
-        if not await _put_all(sink, events.batch(n), state, stop):
-            return "producer_refused"
-        await asyncio.sleep(0)  # let the sender and the HTTP server run between chunks
+    try:
+        while True:
+            if stop.is_set():
+                return "signal"
+            if deadline is not None and time.monotonic() >= deadline:
+                return "duration"
+            remaining = None if limits.count is None else limits.count - state.events_generated
+            if remaining == 0:
+                return "count"
+            n = pacer.take(remaining)
+            if n == 0:
+                await _sleep_or_stop(stop, _until(deadline, pacer.wait_s()))
+                continue
+            if not await _put_all(sink, events.batch(n), state, stop):
+                return "producer_refused"
+            await asyncio.sleep(0)  # let the sender and the HTTP server run between chunks
+    finally:
+        state.events_generated = sink.stats().records_put
 
 
 async def _put_all(
@@ -92,8 +96,6 @@ async def _put_all(
             continue
         except IngestError as exc:
             log.error("producer_refused_records", error=str(exc), kind=type(exc).__name__)
-            # Some of the chunk may have been queued before the refusal: the ledger knows.
-            state.events_generated = sink.stats().records_put
             return False
         state.events_generated += len(records) - offset
         return True

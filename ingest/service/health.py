@@ -1,71 +1,23 @@
 """What the probes answer, decided from the producer's counters and the run's own state.
 
-Kept apart from the HTTP layer so the rules can be tested with a fake stats snapshot. The only
-thing read from the producer is `stats()`: the structural types below say exactly which fields.
+Kept apart from the HTTP layer so the rules can be tested with a made-up stats snapshot. The only
+thing read from the producer is `stats()`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-
-class LatencySnapshot(Protocol):
-    """Request-duration histogram: CUMULATIVE counts per bound in `bounds` (s), then +Inf."""
-
-    @property
-    def bounds(self) -> tuple[float, ...]: ...
-    @property
-    def counts(self) -> tuple[int, ...]: ...
-    @property
-    def sum_s(self) -> float: ...
-    @property
-    def count(self) -> int: ...
-
-
-class StatsSnapshot(Protocol):
-    """The fields of `ProducerStats` the service reads (see PLAN/producer docs)."""
-
-    @property
-    def records_put(self) -> int: ...
-    @property
-    def records_delivered(self) -> int: ...
-    @property
-    def records_failed(self) -> Mapping[str, int]: ...
-    @property
-    def records_retried(self) -> int: ...
-    @property
-    def requests(self) -> Mapping[str, int]: ...
-    @property
-    def throttled(self) -> int: ...
-    @property
-    def bytes_delivered(self) -> int: ...
-    @property
-    def queue_records(self) -> int: ...
-    @property
-    def queue_bytes(self) -> int: ...
-    @property
-    def inflight_requests(self) -> int: ...
-    @property
-    def duplicates_possible(self) -> int: ...
-    @property
-    def request_duration(self) -> LatencySnapshot: ...
-    @property
-    def last_progress_monotonic(self) -> float: ...
-    @property
-    def last_success_monotonic(self) -> float | None: ...
-    @property
-    def closing(self) -> bool: ...
-    @property
-    def closed(self) -> bool: ...
+from ingest.producer.stats import ProducerStats
 
 
 class StatsSource(Protocol):
     """Anything with a cheap `stats()` snapshot: the Producer, or a fake in tests."""
 
-    def stats(self) -> StatsSnapshot: ...
+    def stats(self) -> ProducerStats: ...
 
 
 @dataclass

@@ -8,11 +8,10 @@ every few seconds would drown the useful lines.
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ingest.service.health import Health, Verdict
-from ingest.service.metrics import exposition
 
 ROUTES = ("/healthz", "/readyz", "/metrics")
 
@@ -28,7 +27,7 @@ def build_app(health: Health, registry: CollectorRegistry) -> web.Application:
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(
-            body=exposition(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
     app = web.Application()
@@ -48,15 +47,14 @@ class HttpServer:
     def __init__(self, app: web.Application, host: str, port: int) -> None:
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self._host = host
-        self._port = port
         self.port = port
 
     async def start(self) -> None:
         """Bind and serve. Raises OSError when the address is taken or not allowed."""
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site = web.TCPSite(self._runner, self._host, self.port)
         await site.start()
-        self.port = _bound_port(self._runner, self._port)
+        self.port = _bound_port(self._runner, self.port)
 
     async def stop(self) -> None:
         await self._runner.cleanup()

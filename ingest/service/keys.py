@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from ingest.errors import ConfigError
 from ingest.firehose.limits import MAX_RECORD_BYTES
-from ingest.producer.config import ProducerConfig
+from ingest.producer.config import DEFAULT_REGION, DEFAULT_STREAM, ProducerConfig
 
 Kind = Literal["str", "int", "float", "bool", "path"]
 Value = str | int | float | bool | Path | None
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
-_STREAM_RE = re.compile(r"[a-zA-Z0-9_.-]{1,64}")
 _REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 _RUN_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
@@ -41,6 +41,7 @@ class Key:
     optional: bool = False  # True: the key may be unset (None), e.g. "no count limit"
     aws_env: tuple[str, ...] = ()  # standard AWS variables read after INGEST_<NAME>
     choices: tuple[str, ...] = ()
+    producer: bool = False  # True: passed to the Producer as the option of the same name
 
     @property
     def env(self) -> str:
@@ -82,22 +83,39 @@ def _key(name: str, kind: Kind, default: Value, allowed: str, help: str, **extra
     return Key(name=name, kind=kind, default=default, allowed=allowed, help=help, **extra)
 
 
-_PRODUCER = ProducerConfig()  # the producer's own defaults are the service's
+def _producer_accepts(name: str) -> Callable[[object], bool]:
+    """The producer's own rule for its option `name`: one rule, applied here early enough for
+    the message to name where the value came from."""
+
+    def check(value: object) -> bool:
+        try:
+            ProducerConfig.from_options({name: value})
+        except ConfigError:
+            return False
+        return True
+
+    return check
 
 
-def _knob(name: str, kind: Kind, allowed: str, help: str, check: Callable[[object], bool]) -> Key:
-    """A producer tuning key, defaulting to the producer's own default."""
-    return _key(name, kind, getattr(_PRODUCER, name), allowed, help, check=check)
+PRODUCER_DEFAULTS = ProducerConfig()  # the producer's own defaults are the service's
+
+
+def _knob(name: str, kind: Kind, allowed: str, help: str, **extra: Any) -> Key:
+    """A producer tuning key: the producer's default and rule, passed through to it."""
+    default = getattr(PRODUCER_DEFAULTS, name)
+    check = _producer_accepts(name)
+    return _key(name, kind, default, allowed, help, check=check, producer=True, **extra)
 
 
 _POSITIVE_INT = "an integer >= 1"
 _POSITIVE_SECONDS = "a number of seconds > 0"
+_TIMEOUT_SECONDS = "a number of seconds >= 0.001"
 
 KEYS: tuple[Key, ...] = (
     # Target
-    _key("stream", "str", "aws-ml-cert", "1-64 characters from a-z A-Z 0-9 _ . -",
-         "Firehose delivery stream name", check=_matches(_STREAM_RE)),
-    _key("region", "str", "us-east-1", "an AWS region name such as us-east-1", "AWS region",
+    _key("stream", "str", DEFAULT_STREAM, "1-64 characters from a-z A-Z 0-9 _ . -",
+         "Firehose delivery stream name", check=_producer_accepts("stream")),
+    _key("region", "str", DEFAULT_REGION, "an AWS region name such as us-east-1", "AWS region",
          check=_matches(_REGION_RE), aws_env=("AWS_REGION", "AWS_DEFAULT_REGION")),
     _key("endpoint_url", "str", None,
          "an http:// or https:// URL without user info, query string or fragment",
@@ -140,49 +158,27 @@ KEYS: tuple[Key, ...] = (
          "/readyz answers 503 when no request succeeded for this long with work pending",
          check=_above(0)),
     # Producer tuning (defaults are the producer's)
-    _knob("max_queue_records", "int", _POSITIVE_INT, "bound of the producer queue, records",
-          _at_least(1)),
-    _knob("max_queue_bytes", "int", _POSITIVE_INT, "bound of the producer queue, bytes",
-          _at_least(1)),
+    _knob("max_queue_records", "int", _POSITIVE_INT, "bound of the producer queue, records"),
+    _knob("max_queue_bytes", "int", _POSITIVE_INT, "bound of the producer queue, bytes"),
     _knob("linger_s", "float", "a number of seconds >= 0",
-          "how long a partial batch waits for more records", _at_least(0)),
-    _knob("max_inflight", "int", _POSITIVE_INT, "PutRecordBatch requests in flight",
-          _at_least(1)),
-    _knob("max_attempts", "int", _POSITIVE_INT, "sends per record before it fails",
-          _at_least(1)),
-    _knob("record_deadline_s", "float", _POSITIVE_SECONDS,
-          "no resend starts later than this after a record's first send", _above(0)),
-    _knob("request_timeout_s", "float", _POSITIVE_SECONDS,
-          "timeout of one PutRecordBatch request", _above(0)),
-    _knob("connect_timeout_s", "float", _POSITIVE_SECONDS, "timeout of opening a connection",
-          _above(0)),
+          "how long a partial batch waits for more records"),
+    _knob("max_inflight", "int", _POSITIVE_INT, "PutRecordBatch requests in flight"),
+    _knob("max_attempts", "int", _POSITIVE_INT, "sends per record before it fails"),
+    _knob("record_deadline_s", "float", _TIMEOUT_SECONDS,
+          "no resend starts later than this after a record's first send"),
+    _knob("request_timeout_s", "float", _TIMEOUT_SECONDS, "timeout of one PutRecordBatch request"),
+    _knob("connect_timeout_s", "float", _TIMEOUT_SECONDS, "timeout of opening a connection"),
     _knob("backoff_base_s", "float", "a number of seconds >= 0",
-          "first retry backoff window (doubles per attempt, full jitter)", _at_least(0)),
-    _knob("backoff_cap_s", "float", "a number of seconds >= 0", "longest retry backoff",
-          _at_least(0)),
-    _key("records_per_s", "float", None, "a number > 0",
-         "client-side cap on records sent per second (unset = none)", optional=True,
-         check=_above(0)),
-    _key("bytes_per_s", "float", None, "a number > 0",
-         "client-side cap on bytes sent per second (unset = none)", optional=True,
-         check=_above(0)),
+          "first retry backoff window (doubles per attempt, full jitter)"),
+    _knob("backoff_cap_s", "float", "a number of seconds >= 0", "longest retry backoff"),
+    _knob("records_per_s", "float", "a number > 0",
+          "client-side cap on records sent per second (unset = none)", optional=True),
+    _knob("bytes_per_s", "float", "a number > 0",
+          "client-side cap on bytes sent per second (unset = none)", optional=True),
 )  # fmt: skip
 
 KEYS_BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}
-PRODUCER_KEYS: tuple[str, ...] = (
-    "max_queue_records",
-    "max_queue_bytes",
-    "linger_s",
-    "max_inflight",
-    "max_attempts",
-    "record_deadline_s",
-    "request_timeout_s",
-    "connect_timeout_s",
-    "backoff_base_s",
-    "backoff_cap_s",
-    "records_per_s",
-    "bytes_per_s",
-)
+PRODUCER_KEYS: tuple[str, ...] = tuple(key.name for key in KEYS if key.producer)
 
 
 def convert(key: Key, raw: object, *, from_text: bool) -> Value:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -19,7 +19,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from ingest.service.health import Health, LatencySnapshot, RunState, StatsSnapshot, StatsSource
+from ingest.producer.stats import HistogramSnapshot, ProducerStats
+from ingest.service.health import Health, RunState, StatsSource
 
 
 class ProducerCollector(Collector):
@@ -54,7 +55,7 @@ class ProducerCollector(Collector):
         yield info
 
 
-def _counters(stats: StatsSnapshot) -> Iterator[Metric]:
+def _counters(stats: ProducerStats) -> Iterator[Metric]:
     plain = (
         ("ingest_records_put", "Records accepted by put().", stats.records_put),
         ("ingest_records_delivered", "Records Firehose accepted.", stats.records_delivered),
@@ -71,7 +72,7 @@ def _counters(stats: StatsSnapshot) -> Iterator[Metric]:
         yield CounterMetricFamily(name, doc, value)
 
 
-def _labelled(stats: StatsSnapshot) -> Iterator[Metric]:
+def _labelled(stats: ProducerStats) -> Iterator[Metric]:
     failed = CounterMetricFamily(
         "ingest_records_failed", "Records given up, by reason.", labels=["reason"]
     )
@@ -85,7 +86,7 @@ def _labelled(stats: StatsSnapshot) -> Iterator[Metric]:
     return iter((failed, requests))
 
 
-def _gauges(stats: StatsSnapshot) -> Iterator[Metric]:
+def _gauges(stats: ProducerStats) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "ingest_queue_records", "Records held by the producer.", stats.queue_records
     )
@@ -95,7 +96,7 @@ def _gauges(stats: StatsSnapshot) -> Iterator[Metric]:
     )
 
 
-def _histogram(snapshot: LatencySnapshot) -> Metric:
+def _histogram(snapshot: HistogramSnapshot) -> Metric:
     return HistogramMetricFamily(
         "ingest_request_duration_seconds",
         "PutRecordBatch call duration.",
@@ -124,8 +125,3 @@ def build_registry(collector: ProducerCollector) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(collector)
     return registry
-
-
-def exposition(registry: CollectorRegistry) -> bytes:
-    """The registry in the Prometheus text format."""
-    return generate_latest(registry)

@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Sequence
 from contextlib import AsyncExitStack
+from typing import Any
 
 import structlog
 
@@ -21,7 +22,6 @@ from ingest.errors import FirehoseError
 from ingest.events import EventGenerator
 from ingest.producer import Producer
 from ingest.service.config import ServiceConfig
-from ingest.service.failures import FailureTally
 from ingest.service.generate import Limits, generate
 from ingest.service.health import Health, RunState
 from ingest.service.pacing import Pacer
@@ -74,7 +74,7 @@ async def _run(
     )
     info = {"version": __version__, "run_id": events.run_id, **target.labels()}
     await start_server(stack, config, producer, state, health, info)
-    code = await _unless_stopped(confirm_target(producer, state, config, target), signals)
+    code = await _unless_stopped(confirm_target(producer, state, target), signals)
     if code is not None:
         return code
     generation_started = time.monotonic()
@@ -96,24 +96,22 @@ async def _unless_stopped(check: Awaitable[int | None], signals: SignalDrain) ->
     a stop request for a whole request timeout. Nothing was generated yet, so nothing is lost
     (generation then sees the stop at once and the run ends with an empty drain)."""
     task = asyncio.ensure_future(check)
-    stop = asyncio.create_task(signals.stop.wait())
-    await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-    stop.cancel()
-    if task.done():
+    if await _done_before(task, signals.stop):
         return task.result()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await _cancel(task)
     log.info("target_check_abandoned", reason="stop requested before the target answered")
     return None
 
 
 def _producer(config: ServiceConfig, target: Target) -> Producer:
-    """The producer for the target; its failure handler counts and logs what it gives up."""
+    """The producer for the target."""
     return Producer(
         stream=config.stream,
         region=config.region,
         endpoint_url=target.endpoint_url,
-        on_failure=FailureTally(),
+        # The default handler logs what is given up, one line per reason; the producer's ledger
+        # counts it, and the summary and /metrics read that count.
+        on_failure=None,
         session=target.session,
         **config.producer_options(),
     )
@@ -132,15 +130,10 @@ async def _generate(
     task = asyncio.create_task(
         generate(producer, events, Pacer(config.rate), limits, state, signals.stop)
     )
-    stop = asyncio.create_task(signals.stop.wait())
-    await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-    stop.cancel()
+    await _done_before(task, signals.stop)
     done, _ = await asyncio.wait({task}, timeout=STOP_GRACE_S)
     if not done:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    # Resync with the ledger: a cancelled put_many may have queued part of its chunk.
-    state.events_generated = producer.stats().records_put
+        await _cancel(task)
     return task.result() if done else "signal"
 
 
@@ -152,14 +145,24 @@ async def _drain(producer: Producer, deadline_s: float, signals: SignalDrain) ->
     """
     log.info("drain_started", deadline_s=deadline_s, **_pending(producer))
     close = asyncio.create_task(producer.close(timeout=deadline_s))
-    cut = asyncio.create_task(signals.cut.wait())
-    await asyncio.wait({close, cut}, return_when=asyncio.FIRST_COMPLETED)
-    cut.cancel()
-    if not close.done():
+    if not await _done_before(close, signals.cut):
         # Cancelling close() makes it stop waiting; it still fails what is left before returning.
         close.cancel()
     await asyncio.gather(close, return_exceptions=True)
     log.info("drain_finished", **_pending(producer))
+
+
+async def _done_before(task: asyncio.Future[Any], event: asyncio.Event) -> bool:
+    """Wait until `task` is done or `event` is set; whether the task is done."""
+    waiter = asyncio.create_task(event.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    return task.done()
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _pending(producer: Producer) -> dict[str, int]:

@@ -11,7 +11,7 @@ import structlog
 from ingest.errors import ConfigError
 from ingest.service.config import ServiceConfig
 from ingest.service.health import Health, RunState, StatsSource
-from ingest.service.http import HttpServer, build_app
+from ingest.service.http import ROUTES, HttpServer, build_app
 from ingest.service.metrics import ProducerCollector, build_registry
 
 log = structlog.get_logger(__name__)
@@ -40,5 +40,5 @@ async def start_server(
             f"({exc.strerror or exc}); choose another http_host/http_port (0 = any free port)"
         ) from None
     stack.push_async_callback(server.stop)
-    log.info("http_listening", url=server.url, routes=["/healthz", "/readyz", "/metrics"])
+    log.info("http_listening", url=server.url, routes=list(ROUTES))
     return server

@@ -22,7 +22,6 @@ class SignalDrain:
     def __init__(self) -> None:
         self.stop = asyncio.Event()
         self.cut = asyncio.Event()
-        self.received = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def install(self) -> None:
@@ -37,8 +36,7 @@ class SignalDrain:
             self._loop = None
 
     def _handle(self, sig: signal.Signals) -> None:
-        self.received += 1
-        if self.received == 1:
+        if not self.stop.is_set():
             log.info("drain_requested", signal=sig.name)
             self.stop.set()
         else:

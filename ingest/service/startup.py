@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import aioboto3
 import structlog
 
+from ingest.cli import EXIT_FAILURE
 from ingest.emulator import Emulator, EmulatorOptions
 from ingest.errors import AccessDeniedError, ConfigError, FirehoseError, IngestError
 from ingest.service.config import ServiceConfig, redact_url
@@ -29,7 +30,6 @@ from ingest.service.logging import json_logs
 
 log = structlog.get_logger(__name__)
 
-EXIT_FAILURE = 1
 RECHECK_INTERVAL_S = 5.0  # DescribeDeliveryStream is capped at 5 calls/s per account: go slow
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local-emulator"}
 
@@ -124,7 +124,6 @@ class TargetChecker(Protocol):
 async def confirm_target(
     producer: TargetChecker,
     state: RunState,
-    config: ServiceConfig,
     target: Target,
     *,
     recheck_interval_s: float = RECHECK_INTERVAL_S,

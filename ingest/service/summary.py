@@ -10,10 +10,9 @@ from dataclasses import asdict, dataclass
 
 import orjson
 
-from ingest.service.health import RunState, StatsSnapshot
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
+from ingest.cli import EXIT_FAILURE, EXIT_OK
+from ingest.producer.stats import ProducerStats
+from ingest.service.health import RunState
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,18 +84,16 @@ class Summary:
 
 
 def summarize(
-    stats: StatsSnapshot, state: RunState, *, stopped_by: str, generation_s: float, total_s: float
+    stats: ProducerStats, state: RunState, *, stopped_by: str, generation_s: float, total_s: float
 ) -> Summary:
-    failed = dict(stats.records_failed)
-    total_failed = sum(failed.values())
     return Summary(
         stopped_by=stopped_by,
         generated=state.events_generated,
         put=stats.records_put,
         delivered=stats.records_delivered,
-        failed=total_failed,
-        failed_by_reason=failed,
-        pending=stats.records_put - stats.records_delivered - total_failed,
+        failed=stats.records_failed_total,
+        failed_by_reason=dict(stats.records_failed),
+        pending=stats.records_pending,
         retried=stats.records_retried,
         throttled=stats.throttled,
         duplicates_possible=stats.duplicates_possible,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -11,12 +10,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+
+from ingest.emulator.testing import run_emulator_process
 
 START_TIMEOUT_S = 30.0
 
@@ -117,25 +118,13 @@ def service(tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def slow_emulator(tmp_path: Path) -> Iterator[str]:
+def unused_port() -> int:
+    """A 127.0.0.1 port nothing listens on (just released by us)."""
+    return free_port()
+
+
+@pytest.fixture
+async def slow_emulator(tmp_path: Path) -> AsyncIterator[str]:
     """`ingest emulator` answering every PutRecordBatch after 5 s; yields its endpoint URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ingest", "emulator", "--port", "0",
-         "--data-dir", str(tmp_path / "slow-emulator"), "--fault-latency", "5"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"listening on (http://\S+)", line)
-        assert match, f"unexpected emulator output: {line!r}"
-        yield match.group(1)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+    async with run_emulator_process(tmp_path / "slow-emulator", "--fault-latency", "5") as slow:
+        yield slow.endpoint_url

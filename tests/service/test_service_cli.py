@@ -94,18 +94,10 @@ def test_endpoint_url_carrying_a_credential_exits_2_without_echoing_it() -> None
     assert "Traceback" not in result.stderr
 
 
-def closed_port() -> int:
-    """A port nothing listens on (just released by us)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def test_unreachable_target_fails_the_records_and_exits_1() -> None:
+def test_unreachable_target_fails_the_records_and_exits_1(unused_port: int) -> None:
     """With console logs (a person watching) the summary is the human table."""
     result = run_ingest(
-        ["--endpoint-url", f"http://127.0.0.1:{closed_port()}", "--count", "5", "--http-port", "0",
+        ["--endpoint-url", f"http://127.0.0.1:{unused_port}", "--count", "5", "--http-port", "0",
          "--max-attempts", "2", "--backoff-base", "0.01", "--log-format", "console"]
     )  # fmt: skip
     assert result.returncode == 1

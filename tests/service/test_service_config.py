@@ -72,6 +72,9 @@ def test_empty_environment_variable_counts_as_unset() -> None:
         ({"stream": "a b"}, {}, "stream", "a b"),
         ({"event_size": "2000000"}, {}, "event_size", "2000000"),
         ({"linger_s": "nan"}, {}, "linger_s", "nan"),
+        # The producer's own rule, applied at load so the message can name the source.
+        ({"request_timeout_s": "0.0005"}, {}, "request_timeout_s", "0.0005"),
+        ({}, {"INGEST_MAX_INFLIGHT": "0"}, "max_inflight", "0"),
     ],
 )
 def test_invalid_value_names_key_value_source_and_allowed(

@@ -82,6 +82,20 @@ async def test_stop_while_blocked_counts_only_accepted_records() -> None:
     assert state.events_generated == len(intake.records) == 100
 
 
+async def test_cancel_while_blocked_still_counts_what_the_producer_queued() -> None:
+    """The runner cancels a generation stuck in backpressure; the part of the chunk the
+    producer took is accepted, so it is counted."""
+    intake = Intake(room=100)
+    state = RunState()
+    task = asyncio.create_task(
+        generate(intake, EventGenerator(), Pacer(0), Limits(), state, asyncio.Event())
+    )
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert state.events_generated == len(intake.records) == 100
+
+
 async def test_refusal_ends_generation_and_resyncs_with_the_ledger() -> None:
     intake = Intake(closed_after=1000)
     state = await run(intake, Limits(count=5000))

@@ -52,7 +52,7 @@ class Checker:
 
 async def test_confirmed_target_makes_the_run_ready() -> None:
     state = RunState()
-    assert await confirm_target(Checker(None), state, ServiceConfig(), TARGET) is None
+    assert await confirm_target(Checker(None), state, TARGET) is None
     assert state.target_confirmed_monotonic is not None
 
 
@@ -67,7 +67,7 @@ async def test_fatal_answers_end_the_run_with_exit_1(
     error: FirehoseError, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = RunState()
-    assert await confirm_target(Checker(error), state, ServiceConfig(), TARGET) == 1
+    assert await confirm_target(Checker(error), state, TARGET) == 1
     message = capsys.readouterr().err
     assert "stream 's' in us-east-1" in message
     assert "pw" not in message  # the endpoint's user info is redacted
@@ -80,7 +80,7 @@ async def test_fatal_answer_in_json_mode_is_one_log_line_and_no_plain_text(
     monkeypatch.setitem(service_logging._mode, "json", True)
     error = StreamNotFoundError("ResourceNotFoundException", "Stream s not found")
     with capture_logs() as logs:
-        assert await confirm_target(Checker(error), RunState(), ServiceConfig(), TARGET) == 1
+        assert await confirm_target(Checker(error), RunState(), TARGET) == 1
     assert capsys.readouterr().err == ""
     (line,) = [e for e in logs if e["event"] == "target_unusable"]
     assert line["hint"] == "create it, or check --stream and --region"
@@ -90,14 +90,14 @@ async def test_fatal_answer_in_json_mode_is_one_log_line_and_no_plain_text(
 async def test_describe_forbidden_waits_for_a_delivered_batch() -> None:
     state = RunState()
     error = AccessDeniedError("AccessDeniedException", "not authorized to DescribeDeliveryStream")
-    assert await confirm_target(Checker(error), state, ServiceConfig(), TARGET) is None
+    assert await confirm_target(Checker(error), state, TARGET) is None
     assert state.target_confirmed_monotonic is None
 
 
 async def test_unreachable_target_is_not_fatal() -> None:
     state = RunState()
     error = FirehoseConnectionError("ConnectFailed", "refused")
-    assert await confirm_target(Checker(error), state, ServiceConfig(), TARGET) is None
+    assert await confirm_target(Checker(error), state, TARGET) is None
     assert state.target_confirmed_monotonic is None
     state.draining = True  # lets the background re-check end with the test
 
@@ -107,9 +107,9 @@ async def test_recheck_confirms_late_and_ends_quietly_when_the_producer_closes()
     ProducerClosedError ("Task exception was never retrieved" in the logs at exit)."""
     state = RunState()
     checker = Checker(FirehoseConnectionError("ConnectFailed", "refused"))
-    config, interval = ServiceConfig(), 0.01
+    interval = 0.01
     before = set(startup._background)
-    assert await confirm_target(checker, state, config, TARGET, recheck_interval_s=interval) is None
+    assert await confirm_target(checker, state, TARGET, recheck_interval_s=interval) is None
     (task,) = startup._background - before
     checker.error = ProducerClosedError("producer is closed")
     await asyncio.wait_for(task, timeout=10)
@@ -119,7 +119,7 @@ async def test_recheck_confirms_late_and_ends_quietly_when_the_producer_closes()
     state = RunState()
     checker = Checker(FirehoseConnectionError("ConnectFailed", "refused"))
     before = set(startup._background)
-    assert await confirm_target(checker, state, config, TARGET, recheck_interval_s=interval) is None
+    assert await confirm_target(checker, state, TARGET, recheck_interval_s=interval) is None
     (task,) = startup._background - before
     checker.error = None  # the target comes back
     await asyncio.wait_for(task, timeout=10)
