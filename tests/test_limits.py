@@ -21,3 +21,11 @@ def test_billed_bytes_rounds_up_to_5kb(size: int) -> None:
     assert billed % 5120 == 0
     assert billed >= max(size, 5120)
     assert billed - size < 5120 or size == 0
+
+
+def test_stream_name_pattern_is_the_service_models() -> None:
+    assert limits.STREAM_NAME_PATTERN.fullmatch("aws-ml-cert")
+    assert limits.STREAM_NAME_PATTERN.fullmatch("a" * 64)
+    assert not limits.STREAM_NAME_PATTERN.fullmatch("a" * 65)
+    assert not limits.STREAM_NAME_PATTERN.fullmatch("")
+    assert not limits.STREAM_NAME_PATTERN.fullmatch("has space")

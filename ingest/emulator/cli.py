@@ -27,7 +27,7 @@ from ingest.emulator.options import (
     FaultOptions,
     QuotaOptions,
 )
-from ingest.producer.config import DEFAULT_STREAM
+from ingest.firehose.limits import DEFAULT_STREAM
 
 FAULT_RATE_HELP = {
     "record-failure": "records answered ServiceUnavailableException/InternalFailure in a 200",

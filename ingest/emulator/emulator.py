@@ -20,9 +20,10 @@ from ingest.emulator.app import FirehoseHandler
 from ingest.emulator.backend import Backend
 from ingest.emulator.delivery import ObjectWriter
 from ingest.emulator.options import EmulatorOptions, FaultOptions, QuotaOptions
-from ingest.emulator.protocol import STREAM_NAME_PATTERN, ApiError
+from ingest.emulator.protocol import ApiError
 from ingest.emulator.stats import EmulatorStats
 from ingest.emulator.streams import Stream
+from ingest.firehose.limits import STREAM_NAME_PATTERN
 
 SHUTDOWN_TIMEOUT_S = 10.0
 

@@ -8,8 +8,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.firehose.limits import default_quota
-from ingest.producer.config import DEFAULT_REGION, DEFAULT_STREAM
+from ingest.firehose.limits import DEFAULT_REGION, DEFAULT_STREAM, default_quota
 
 DEFAULT_BUFFER_SIZE_BYTES = 1024 * 1024
 DEFAULT_BUFFER_INTERVAL_S = 1.0

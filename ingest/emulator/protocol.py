@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import binascii
 import itertools
-import re
 import secrets
 from functools import lru_cache
 from typing import Any, Final
 
 import orjson
 
-from ingest.firehose.limits import MAX_BATCH_BYTES, MAX_RECORD_BYTES, MAX_RECORDS_PER_BATCH
+from ingest.firehose.limits import (
+    MAX_BATCH_BYTES,
+    MAX_RECORD_BYTES,
+    MAX_RECORDS_PER_BATCH,
+    STREAM_NAME_PATTERN,
+)
 
 TARGET_PREFIX: Final = "Firehose_20150804."
 CONTENT_TYPE: Final = "application/x-amz-json-1.1"
@@ -22,7 +26,6 @@ ACCOUNT_ID: Final = "123456789012"
 #: Bodies above this are refused before being read whole. A legal PutRecordBatch is at most
 #: 4 MiB of raw data, about 5.6 MB once base64-encoded, plus JSON framing.
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024
-STREAM_NAME_PATTERN: Final = re.compile(r"[a-zA-Z0-9_.-]{1,64}")
 SLOW_DOWN: Final = "Slow down."
 INTERNAL_FAILURE_MESSAGE: Final = "Internal service failure."
 

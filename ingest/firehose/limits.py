@@ -3,7 +3,13 @@
 The limits cannot be raised on AWS; byte limits count raw bytes, before base64.
 """
 
+import re
 from typing import Final, NamedTuple
+
+DEFAULT_STREAM: Final = "aws-ml-cert"
+DEFAULT_REGION: Final = "us-east-1"
+# DeliveryStreamName in the service model: 1-64 characters of [a-zA-Z0-9_.-].
+STREAM_NAME_PATTERN: Final = re.compile(r"[a-zA-Z0-9_.-]{1,64}")
 
 MAX_RECORDS_PER_BATCH: Final = 500
 MAX_RECORD_BYTES: Final = 1_024_000

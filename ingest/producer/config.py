@@ -14,7 +14,12 @@ from dataclasses import dataclass, fields
 from typing import Final
 
 from ingest.errors import ConfigError
-from ingest.firehose.limits import MAX_RECORD_BYTES
+from ingest.firehose.limits import (
+    DEFAULT_REGION,
+    DEFAULT_STREAM,
+    MAX_RECORD_BYTES,
+    STREAM_NAME_PATTERN,
+)
 
 __all__ = [
     "DEFAULT_REGION",
@@ -24,9 +29,6 @@ __all__ = [
     "check_timeout",
 ]
 
-DEFAULT_STREAM: Final = "aws-ml-cert"
-DEFAULT_REGION: Final = "us-east-1"
-_STREAM_NAME: Final = re.compile(r"[a-zA-Z0-9_.-]{1,64}")
 _REGION: Final = re.compile(r"[a-z0-9-]{2,32}")
 # Durations that cannot be 0 (a zero timeout or deadline could never succeed); others may be 0.
 _MINIMUM_S: Final = {
@@ -61,7 +63,7 @@ class ProducerConfig:
     log_requests: bool = False
 
     def __post_init__(self) -> None:
-        _check_str(self.stream, "stream", _STREAM_NAME, "1-64 characters of [a-zA-Z0-9_.-]")
+        _check_str(self.stream, "stream", STREAM_NAME_PATTERN, "1-64 characters of [a-zA-Z0-9_.-]")
         _check_str(self.region, "region", _REGION, "an AWS region such as 'us-east-1'")
         url = self.endpoint_url
         if url is not None and (

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from ingest.errors import ConfigError
-from ingest.producer.config import DEFAULT_REGION, DEFAULT_STREAM
+from ingest.firehose.limits import DEFAULT_REGION, DEFAULT_STREAM
 from ingest.service.keys import (
     KEYS,
     KEYS_BY_NAME,

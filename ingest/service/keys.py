@@ -16,8 +16,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from ingest.errors import ConfigError
-from ingest.firehose.limits import MAX_RECORD_BYTES
-from ingest.producer.config import DEFAULT_REGION, DEFAULT_STREAM, ProducerConfig
+from ingest.firehose.limits import DEFAULT_REGION, DEFAULT_STREAM, MAX_RECORD_BYTES
+from ingest.producer.config import ProducerConfig
 
 Kind = Literal["str", "int", "float", "bool", "path"]
 Value = str | int | float | bool | Path | None
