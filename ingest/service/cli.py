@@ -71,7 +71,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def run_with_config(config: ServiceConfig) -> int:
-    # Imported here so `ingest emulator` and `--help` do not pay for the producer's imports.
+    # Imported here so `ingest emulator` and `--help` skip the runner's HTTP and metrics modules.
     import structlog
 
     from ingest.service.logging import configure_logging, tell_user
