@@ -60,7 +60,7 @@ def _counters(stats: ProducerStats) -> Iterator[Metric]:
         ("ingest_records_put", "Records accepted by put().", stats.records_put),
         ("ingest_records_delivered", "Records Firehose accepted.", stats.records_delivered),
         ("ingest_records_retried", "Record resends after a failure.", stats.records_retried),
-        ("ingest_throttled", "Records or calls answered with throttling.", stats.throttled),
+        ("ingest_throttled", "Records answered with throttling.", stats.throttled),
         ("ingest_bytes_delivered", "Bytes of delivered records.", stats.bytes_delivered),
         (
             "ingest_records_duplicates_possible",
