@@ -4,7 +4,13 @@ from ingest.producer.batch import Receipt, Receipts
 from ingest.producer.config import ProducerConfig
 from ingest.producer.ledger import FailureHandler, log_failures
 from ingest.producer.producer import Producer
-from ingest.producer.stats import FailedRecord, HistogramSnapshot, ProducerStats
+from ingest.producer.stats import (
+    FailedRecord,
+    HistogramSnapshot,
+    ProducerStats,
+    RequestObservation,
+    RequestObserver,
+)
 
 __all__ = [
     "FailedRecord",
@@ -15,5 +21,7 @@ __all__ = [
     "ProducerStats",
     "Receipt",
     "Receipts",
+    "RequestObservation",
+    "RequestObserver",
     "log_failures",
 ]

@@ -40,7 +40,7 @@ from ingest.producer.config import (
 from ingest.producer.ledger import FailureHandler, Ledger
 from ingest.producer.ratelimit import RateLimiter
 from ingest.producer.sender import RetryPolicy, Sender
-from ingest.producer.stats import Counters, ProducerStats
+from ingest.producer.stats import Counters, ProducerStats, RequestObserver
 
 __all__ = ["Producer"]
 
@@ -56,7 +56,8 @@ class Producer:
       held, queued + in flight + awaiting resend; `put` waits while it is reached.
     - ``linger_s`` (0.02): how long a partial batch waits for more records.
     - ``max_inflight`` (8): concurrent PutRecordBatch requests.
-    - ``max_attempts`` (8), ``record_deadline_s`` (120): when a record's retries end.
+    - ``record_deadline_s`` (120): transient errors are retried (with backoff) until this long
+      after a record's first send; ``max_attempts`` (None = no cap) optionally caps the sends.
     - ``request_timeout_s`` (10), ``connect_timeout_s`` (5): per PutRecordBatch call.
     - ``backoff_base_s`` (0.1), ``backoff_cap_s`` (5): exponential backoff, full jitter.
     - ``close_timeout_s`` (30): default drain deadline of `close` and ``async with``.
@@ -65,7 +66,10 @@ class Producer:
     `on_failure(failed: Sequence[FailedRecord])` is called (synchronously, on the event loop)
     with the records whose fate became "failed" (default: `log_failures`, one log line per
     reason); its exceptions are logged, never raised. `session` is an optional aioboto3
-    session (credentials, profile). Use `Producer.from_config` with a `ProducerConfig` for a
+    session (credentials, profile). `on_request(observation: RequestObservation)` (optional)
+    is called once per finished PutRecordBatch attempt (duration, outcome, records, bytes,
+    delivered, throttled), synchronously on the event loop; load tests build their latency
+    percentiles from it. Use `Producer.from_config` with a `ProducerConfig` for a
     fully typed construction.
     """
 
@@ -77,6 +81,7 @@ class Producer:
         *,
         on_failure: FailureHandler | None = None,
         session: aioboto3.Session | None = None,
+        on_request: RequestObserver | None = None,
         **options: Any,
     ) -> None:
         self.config = ProducerConfig.from_options(
@@ -116,6 +121,7 @@ class Producer:
             on_fatal=self._fatal,
             log_requests=config.log_requests,
             on_crash=self._crash,
+            on_request=on_request,
         )
         self._largest = config.largest_record_bytes
         self._dispatcher: asyncio.Task[None] | None = None

@@ -3,9 +3,11 @@
 One dispatcher task takes ready batches from the accumulator and starts one task per request,
 at most `max_inflight` at a time. Each request task owns its batch until every record in it is
 settled: tenacity (the only retry authority; botocore makes one attempt) decides whether and
-when to resend, with exponential backoff, full jitter and a cap, bounded by attempts and by a
-per-record deadline counted from the batch's first attempt. After a 200 with failed entries only
-those entries are resent. A cancelled request is settled as failed, never as delivered.
+when to resend, with exponential backoff, full jitter and a cap, bounded by a per-record
+deadline counted from the batch's first attempt (and by `max_attempts` if set). After a
+200 with failed entries only those entries are resent. A cancelled request is settled as failed,
+never as delivered. Once any attempt of a batch had an ambiguous outcome (a timeout or reset after
+the request was sent), every record of it that later fails says it may have been stored.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ingest.producer.accumulator import Accumulator
 from ingest.producer.batch import Batch
 from ingest.producer.ledger import Ledger
 from ingest.producer.ratelimit import RateLimiter
+from ingest.producer.stats import RequestObservation, RequestObserver
 
 __all__ = ["BatchTransport", "RetryPolicy", "Sender"]
 
@@ -45,14 +48,18 @@ class BatchTransport(Protocol):
 class RetryPolicy:
     """Attempts per record (first send included), deadline and backoff, all in seconds."""
 
-    max_attempts: int
+    max_attempts: int | None  # None: no cap, the deadline alone ends the retries
     deadline_s: float
     backoff_base_s: float
     backoff_cap_s: float
 
     def retrying(self) -> AsyncRetrying:
+        # A time budget, not a count: a fixed count of backoffs ends long before an outage does.
+        stop = stop_before_delay(self.deadline_s)
+        if self.max_attempts is not None:
+            stop = stop | stop_after_attempt(self.max_attempts)
         return AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts) | stop_before_delay(self.deadline_s),
+            stop=stop,
             wait=wait_random_exponential(multiplier=self.backoff_base_s, max=self.backoff_cap_s),
             retry=retry_if_exception(_is_retriable),
             reraise=True,
@@ -93,6 +100,7 @@ class Sender:
         on_fatal: Callable[[FirehoseError], None],
         on_crash: Callable[[BaseException], None],
         log_requests: bool = False,
+        on_request: RequestObserver | None = None,
     ) -> None:
         self._transport = transport
         self._accumulator = accumulator
@@ -104,6 +112,7 @@ class Sender:
         self._on_fatal = on_fatal
         self._on_crash = on_crash
         self._log_requests = log_requests
+        self._on_request = on_request
         self._tasks: set[asyncio.Task[None]] = set()
         self.cancel_reason = "cancelled"
 
@@ -140,11 +149,10 @@ class Sender:
         try:
             await self._deliver(batch)
         except asyncio.CancelledError:
-            self._ledger.fail_pending(
-                batch,
-                self.cancel_reason,
-                "cancelled while in flight or backing off; the records may have been stored",
-            )
+            # maybe_stored is True while a request is out, or after an ambiguous attempt.
+            where = "in flight" if batch.maybe_stored else "before it was sent or while backing off"
+            maybe = "; the records may have been stored" if batch.maybe_stored else ""
+            self._ledger.fail_pending(batch, self.cancel_reason, f"cancelled {where}{maybe}")
             raise
         except BaseException as exc:
             self._ledger.fail_pending(batch, "internal_error", repr(exc))
@@ -183,22 +191,32 @@ class Sender:
         counters = self._counters
         records = batch.pending_records()
         counters.inflight_requests += 1
+        sticky = batch.maybe_stored
+        batch.maybe_stored = True  # unknown until answered: a cancel now must say so
         started = time.monotonic()
         try:
             result = await self._transport.put_record_batch(records)
         except FirehoseError as exc:
+            # Sticky: once an attempt may have stored the records, every later failure says so.
+            batch.maybe_stored = sticky or exc.ambiguous
             self._finished(started, _outcome(exc), len(records))
-            if isinstance(exc, ThrottledError):
-                counters.throttled += len(records)
+            throttled = len(records) if isinstance(exc, ThrottledError) else 0
+            counters.throttled += throttled
+            if self._on_request is not None:
+                self._observe(started, _outcome(exc), records, 0, throttled)
             raise
         finally:
             counters.inflight_requests -= 1
+        batch.maybe_stored = sticky
         outcome = "ok" if result.failed_put_count == 0 else "partial"
         self._finished(started, outcome, len(records))
         failed = self._ledger.deliver(batch, result)
+        throttled = sum(isinstance(err, ThrottledError) for _, err in failed) if failed else 0
+        if self._on_request is not None:
+            self._observe(started, outcome, records, len(records) - len(failed), throttled)
         if not failed:
             return
-        counters.throttled += sum(isinstance(err, ThrottledError) for _, err in failed)
+        counters.throttled += throttled
         final = [(i, err.reason, err.message) for i, err in failed if not err.retriable]
         self._ledger.fail_each(batch, final)
         retriable = [(i, err) for i, err in failed if err.retriable]
@@ -213,10 +231,22 @@ class Sender:
         if self._log_requests:
             _log.debug("request_finished", outcome=outcome, records=records, seconds=now - started)
 
+    def _observe(
+        self, started: float, outcome: str, records: list[bytes], delivered: int, throttled: int
+    ) -> None:
+        """Tell the per-request observer (one call per request, never per record)."""
+        assert self._on_request is not None
+        seconds = time.monotonic() - started
+        nbytes = sum(map(len, records))
+        observation = RequestObservation(
+            started, seconds, outcome, len(records), nbytes, delivered, throttled
+        )
+        self._on_request(observation)
+
     @staticmethod
     def _gave_up(batch: Batch, exc: FirehoseError) -> str:
-        # An ambiguous last outcome means "failed" may be wrong: say so before a replay.
-        maybe = "; the records may have been stored (ambiguous outcome)" if exc.ambiguous else ""
+        # An ambiguous outcome of ANY attempt means "failed" may be wrong: say so before a replay.
+        maybe = "; the records may have been stored (ambiguous outcome)" if batch.maybe_stored else ""
         if not exc.retriable:
             return f"{exc}{maybe}"
         return f"gave up after {batch.attempts} attempt(s): {exc}{maybe}"

@@ -8,7 +8,7 @@ Prometheus scrape.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import accumulate
 from types import MappingProxyType
@@ -21,6 +21,8 @@ __all__ = [
     "HistogramSnapshot",
     "LatencyHistogram",
     "ProducerStats",
+    "RequestObservation",
+    "RequestObserver",
 ]
 
 DEFAULT_LATENCY_BOUNDS_S: Final = (
@@ -32,13 +34,40 @@ class FailedRecord(NamedTuple):
     """A record whose fate is final and not delivered, as handed to the failure handler.
 
     `reason` is a stable slug (e.g. ``throttled``, ``stream_not_found``, ``close_timeout``);
-    `message` is for humans; `attempts` counts the PutRecordBatch calls that carried it.
+    `message` is for humans; `attempts` counts the PutRecordBatch calls that carried it;
+    `maybe_stored` is True when any of those calls had an ambiguous outcome (a timeout or reset
+    after sending), so Firehose may hold the record already: resending it may duplicate it.
     """
 
     data: bytes
     reason: str
     message: str
     attempts: int
+    maybe_stored: bool = False
+
+
+class RequestObservation(NamedTuple):
+    """One finished PutRecordBatch attempt, as told to an ``on_request`` observer.
+
+    `started` is ``time.monotonic()`` when the call was sent and `seconds` its duration;
+    `outcome` is the label of ``requests`` in `ProducerStats` (``ok``, ``partial``,
+    ``throttled``, ``client_error``, ...); `records` and `nbytes` (raw bytes) are what the call
+    carried; `delivered` of them were stored; `throttled` were answered throttling (all of
+    them when the whole call was throttled).
+    """
+
+    started: float
+    seconds: float
+    outcome: str
+    records: int
+    nbytes: int
+    delivered: int
+    throttled: int
+
+
+#: Called once per finished request (never per record), synchronously on the event loop:
+#: keep it quick, and it must not raise.
+RequestObserver = Callable[[RequestObservation], None]
 
 
 @dataclass(frozen=True, slots=True)
