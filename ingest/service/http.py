@@ -1,6 +1,7 @@
 """The health and metrics server: aiohttp on the service's own event loop.
 
-Routes: GET /healthz (liveness), GET /readyz (readiness), GET /metrics (Prometheus text).
+Routes: GET /healthz (liveness), GET /readyz (readiness), GET /metrics (Prometheus text); HEAD
+answers like GET without the body (probes such as Kubernetes' or a load balancer's may use it).
 Anything else is 404; another method on a known path is 405. No access log: probes and scrapes
 every few seconds would drown the useful lines.
 """
@@ -31,9 +32,9 @@ def build_app(health: Health, registry: CollectorRegistry) -> web.Application:
         )
 
     app = web.Application()
-    app.router.add_get("/healthz", healthz, allow_head=False)
-    app.router.add_get("/readyz", readyz, allow_head=False)
-    app.router.add_get("/metrics", metrics, allow_head=False)
+    app.router.add_get("/healthz", healthz, allow_head=True)
+    app.router.add_get("/readyz", readyz, allow_head=True)
+    app.router.add_get("/metrics", metrics, allow_head=True)
     return app
 
 

@@ -84,7 +84,8 @@ async def _run(
     await _drain(producer, config.drain_timeout_s, signals)
     summary = summarize(
         producer.stats(), state, stopped_by=stopped_by, generation_s=generation_s,
-        total_s=time.monotonic() - generation_started,
+        total_s=time.monotonic() - generation_started, run_id=events.run_id,
+        target_rate=config.rate,
     )  # fmt: skip
     log.info("run_finished", **summary.as_log())
     print(summary.render_json() if json_summary else summary.render(), flush=True)

@@ -1,7 +1,9 @@
 """The end-of-run report and the exit code, both derived from the producer's one ledger.
 
 Rates are what Firehose accepted per second, not what was sent: a load test that counts requests
-sent instead of records delivered tells the user nothing.
+sent instead of records delivered tells the user nothing. Rates are per second of GENERATION (the
+drain after it is reported separately, so a long drain cannot dilute them), and a rate below the
+target is said plainly: missing a rate is a finding, not a failure, so the exit code stays.
 """
 
 from __future__ import annotations
@@ -11,12 +13,19 @@ from dataclasses import asdict, dataclass
 import orjson
 
 from ingest.cli import EXIT_FAILURE, EXIT_OK
-from ingest.producer.stats import ProducerStats
+from ingest.producer.stats import HistogramSnapshot, ProducerStats
 from ingest.service.health import RunState
+
+MIB = 1024 * 1024
+#: The achieved rate may fall this far below the target before the target counts as missed
+#: (pacing hands out whole chunks, so a run never lands exactly on the target).
+TARGET_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True, kw_only=True)
 class Summary:
+    run_id: str
+    target_rate: float  # events/s asked; 0 = as fast as possible (no target)
     stopped_by: str
     generated: int
     put: int
@@ -28,8 +37,16 @@ class Summary:
     throttled: int
     duplicates_possible: int
     bytes_delivered: int
+    requests: int  # PutRecordBatch requests finished (any outcome)
+    latency_p50_s: float | None  # per request, estimated from the histogram; None: no request
+    latency_p99_s: float | None
     generation_s: float  # generation start to its stop
     total_s: float  # generation start to the end of the drain (start-up excluded)
+
+    @property
+    def drain_s(self) -> float:
+        """From the end of generation to the end of the drain."""
+        return max(0.0, self.total_s - self.generation_s)
 
     @property
     def generated_per_s(self) -> float:
@@ -37,7 +54,24 @@ class Summary:
 
     @property
     def delivered_per_s(self) -> float:
-        return self.delivered / self.total_s if self.total_s > 0 else 0.0
+        """Events delivered per second of generation (the drain's time is not counted)."""
+        return self.delivered / self.generation_s if self.generation_s > 0 else 0.0
+
+    @property
+    def delivered_mib_per_s(self) -> float:
+        """MiB (2^20 bytes) of records delivered per second of generation."""
+        return self.bytes_delivered / MIB / self.generation_s if self.generation_s > 0 else 0.0
+
+    @property
+    def achieved_rate(self) -> float:
+        """The lower of the generated and delivered rates: what the run really sustained."""
+        return min(self.generated_per_s, self.delivered_per_s)
+
+    @property
+    def target_missed(self) -> bool:
+        if self.target_rate <= 0 or self.generated == 0:
+            return False
+        return self.achieved_rate < self.target_rate * (1 - TARGET_TOLERANCE)
 
     @property
     def all_delivered(self) -> bool:
@@ -48,13 +82,30 @@ class Summary:
         refused = self.stopped_by == "producer_refused"  # the run could not do what was asked
         return EXIT_OK if self.all_delivered and not (self.pending or refused) else EXIT_FAILURE
 
+    def target_line(self) -> str | None:
+        """One sentence when the target rate was missed, else None."""
+        if not self.target_missed:
+            return None
+        share = self.achieved_rate / self.target_rate
+        return (
+            f"target missed: {self.achieved_rate:,.0f} events/s achieved, {share:.0%} of the "
+            f"{self.target_rate:,.0f} events/s asked (the producer or the target could not "
+            "keep up; see throttled and latency)"
+        )
+
     def as_log(self) -> dict[str, object]:
         """Every field plus the rates, for the `run_finished` log line."""
         fields = asdict(self)
         fields["generation_s"] = round(self.generation_s, 3)
+        fields["drain_s"] = round(self.drain_s, 3)
         fields["total_s"] = round(self.total_s, 3)
         fields["generated_per_s"] = round(self.generated_per_s, 1)
         fields["delivered_per_s"] = round(self.delivered_per_s, 1)
+        fields["delivered_mib_per_s"] = round(self.delivered_mib_per_s, 3)
+        for name in ("latency_p50_s", "latency_p99_s"):
+            value = fields[name]
+            fields[name] = None if value is None else round(float(value), 4)
+        fields["target_missed"] = self.target_missed
         fields["exit_code"] = self.exit_code
         return fields
 
@@ -65,12 +116,19 @@ class Summary:
     def render(self) -> str:
         """The human summary printed on stdout."""
         reasons = ", ".join(f"{r}: {n:,}" for r, n in sorted(self.failed_by_reason.items()))
+        target = (
+            f"{self.target_rate:,.0f} events/s" if self.target_rate > 0 else "as fast as possible"
+        )
         lines = [
-            f"ingest run finished ({self.stopped_by}) in {self.total_s:.1f} s",
+            f"ingest run {self.run_id} finished ({self.stopped_by}) in {self.total_s:.1f} s: "
+            f"generation {self.generation_s:.1f} s, drain {self.drain_s:.1f} s",
+            f"  target      {target:>12}",
             f"  generated   {self.generated:>12,}  ({self.generated_per_s:,.0f} events/s "
             f"over {self.generation_s:.1f} s)",
             f"  delivered   {self.delivered:>12,}  ({self.delivered_per_s:,.0f} events/s, "
-            f"{self.bytes_delivered:,} bytes)",
+            f"{self.delivered_mib_per_s:,.2f} MiB/s, {self.bytes_delivered:,} bytes)",
+            f"  latency     {_latency(self.latency_p50_s, self.latency_p99_s):>12}  "
+            f"(per PutRecordBatch request, {self.requests:,} requests)",
             f"  failed      {self.failed:>12,}" + (f"  ({reasons})" if reasons else ""),
             f"  retried     {self.retried:>12,}",
             f"  throttled   {self.throttled:>12,}",
@@ -78,15 +136,51 @@ class Summary:
         ]
         if self.pending:
             lines.append(f"  pending     {self.pending:>12,}  (unsettled: a producer bug)")
+        missed = self.target_line()
+        if missed:
+            lines.append(f"  {missed}")
         verdict = "every event delivered" if self.exit_code == EXIT_OK else "NOT all delivered"
         lines.append(f"  result: {verdict} (exit {self.exit_code})")
         return "\n".join(lines)
 
 
+def _latency(p50_s: float | None, p99_s: float | None) -> str:
+    if p50_s is None or p99_s is None:
+        return "n/a"
+    return f"p50 {p50_s * 1000:,.0f} ms, p99 {p99_s * 1000:,.0f} ms"
+
+
+def quantile(snapshot: HistogramSnapshot, q: float) -> float | None:
+    """The `q` quantile (0 < q <= 1) in seconds, interpolated linearly inside its bucket as
+    Prometheus' histogram_quantile does; None without observations. Past the last finite
+    bound the answer is that bound (the histogram knows no more)."""
+    if snapshot.count == 0:
+        return None
+    rank = q * snapshot.count
+    lower, below = 0.0, 0
+    for bound, cumulative in zip(snapshot.bounds, snapshot.counts, strict=False):
+        if cumulative >= rank:
+            inside = cumulative - below
+            share = (rank - below) / inside if inside else 1.0
+            return lower + (bound - lower) * share
+        lower, below = bound, cumulative
+    return snapshot.bounds[-1] if snapshot.bounds else None
+
+
 def summarize(
-    stats: ProducerStats, state: RunState, *, stopped_by: str, generation_s: float, total_s: float
+    stats: ProducerStats,
+    state: RunState,
+    *,
+    stopped_by: str,
+    generation_s: float,
+    total_s: float,
+    run_id: str = "",
+    target_rate: float = 0.0,
 ) -> Summary:
+    latency = stats.request_duration
     return Summary(
+        run_id=run_id,
+        target_rate=target_rate,
         stopped_by=stopped_by,
         generated=state.events_generated,
         put=stats.records_put,
@@ -98,6 +192,9 @@ def summarize(
         throttled=stats.throttled,
         duplicates_possible=stats.duplicates_possible,
         bytes_delivered=stats.bytes_delivered,
+        requests=sum(stats.requests.values()),
+        latency_p50_s=quantile(latency, 0.5),
+        latency_p99_s=quantile(latency, 0.99),
         generation_s=generation_s,
         total_s=total_s,
     )

@@ -25,8 +25,10 @@ REQUIRED = {
     "ingest_records_failed": "counter",
     "ingest_records_retried": "counter",
     "ingest_requests": "counter",
-    "ingest_throttled": "counter",
-    "ingest_bytes_delivered": "counter",
+    "ingest_records_throttled": "counter",
+    "ingest_delivered_bytes": "counter",
+    "ingest_throttled": "counter",  # deprecated, kept one release
+    "ingest_bytes_delivered": "counter",  # deprecated, kept one release
     "ingest_queue_records": "gauge",
     "ingest_inflight_requests": "gauge",
     "ingest_request_duration_seconds": "histogram",
@@ -139,8 +141,61 @@ async def test_first_delivered_batch_makes_ready_without_describe(
 
 async def test_unknown_paths_404_and_other_methods_405(base_url: str) -> None:
     assert (await get(base_url + "/nope"))[0] == 404
-    for method in ("POST", "PUT", "DELETE", "HEAD"):
+    for method in ("POST", "PUT", "DELETE"):
         assert (await get(base_url + "/metrics", method))[0] == 405
+
+
+async def test_head_answers_like_get_without_a_body(
+    base_url: str, producer: FakeProducer, state: RunState, clock: FakeClock
+) -> None:
+    """Load balancers and some probes use HEAD: same status as GET, no body."""
+    async with aiohttp.ClientSession() as session:
+        for path in ("/healthz", "/readyz", "/metrics"):
+            async with session.get(base_url + path) as got, session.head(base_url + path) as head:
+                assert head.status == got.status, path
+                assert await head.read() == b""
+        state.target_confirmed_monotonic = clock.now
+        async with session.head(base_url + "/readyz") as head:
+            assert head.status == 200
+
+
+async def test_metric_names_follow_the_prometheus_guide(
+    base_url: str, producer: FakeProducer
+) -> None:
+    """Counters end in _total, units in names; renamed metrics are emitted under the old name
+    too (HELP says deprecated); labelled counters have a 0 series for every known label value
+    before anything happened; process_* and python_* collectors are on the service's registry;
+    HELP text speaks of records and requests, not of Python calls."""
+    producer.set(throttled=7, bytes_delivered=1234)
+    text = (await get(base_url + "/metrics"))[1]
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in families.values()
+        for s in family.samples
+    }
+    assert samples[("ingest_records_throttled_total", ())] == 7
+    assert samples[("ingest_throttled_total", ())] == 7
+    assert samples[("ingest_delivered_bytes_total", ())] == 1234
+    assert samples[("ingest_bytes_delivered_total", ())] == 1234
+    assert (
+        "DEPRECATED: use ingest_records_throttled_total"
+        in families["ingest_throttled"].documentation
+    )
+    assert "DEPRECATED" not in families["ingest_records_throttled"].documentation
+    for reason in ("throttled", "connection_error", "timeout", "server_error", "close_timeout",
+                   "stream_not_found", "credentials"):  # fmt: skip
+        assert samples[("ingest_records_failed_total", (("reason", reason),))] == 0, reason
+    for outcome in ("ok", "partial", "throttled", "server_error", "connection_error", "timeout",
+                    "client_error"):  # fmt: skip
+        assert samples[("ingest_requests_total", (("outcome", outcome),))] == 0, outcome
+    for standard in ("process_cpu_seconds", "process_resident_memory_bytes", "python_info",
+                     "python_gc_objects_collected"):  # fmt: skip
+        assert standard in families, standard
+    counters = [line.split()[2] for line in text.splitlines() if line.endswith(" counter")]
+    assert counters
+    assert all(name.endswith("_total") for name in counters), counters
+    assert all("put()" not in family.documentation for family in families.values())
 
 
 async def test_metrics_parse_with_exact_names_and_values(
