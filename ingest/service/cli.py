@@ -10,11 +10,12 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Sequence
 
 from ingest.cli import EXIT_FAILURE, EXIT_USAGE
 from ingest.errors import ConfigError
 from ingest.service.config import CONFIG_ENV, ServiceConfig, load_config, unknown_env
-from ingest.service.keys import KEYS, KEYS_BY_NAME, Key
+from ingest.service.keys import KEYS, Key
 
 _METAVARS = {"int": "N", "float": "X", "str": "TEXT", "path": "DIR"}
 
@@ -37,11 +38,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"TOML file with configuration keys (env {CONFIG_ENV})",
     )
     for key in KEYS:
-        _add_flag(parser, key)
+        add_flag(parser, key)
     parser.set_defaults(handler=run_command)
 
 
-def _add_flag(parser: argparse.ArgumentParser, key: Key) -> None:
+def add_flag(parser: argparse.ArgumentParser, key: Key) -> None:
     default = "unset" if key.default is None else key.default
     envs = ", ".join((key.env, *key.aws_env))
     text = f"{key.help} (env {envs}; default {default})"
@@ -55,9 +56,9 @@ def _add_flag(parser: argparse.ArgumentParser, key: Key) -> None:
     parser.add_argument(key.flag, dest=key.name, metavar=metavar, help=text)
 
 
-def flags_from_args(args: argparse.Namespace) -> dict[str, object]:
+def flags_from_args(args: argparse.Namespace, keys: Sequence[Key] = KEYS) -> dict[str, object]:
     """The flags actually given, by key name (None = not given)."""
-    names = [*KEYS_BY_NAME, "config"]
+    names = [*(key.name for key in keys), "config"]
     return {name: getattr(args, name, None) for name in names}
 
 

@@ -14,16 +14,16 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ingest.errors import ConfigError
 from ingest.firehose.limits import DEFAULT_REGION, DEFAULT_STREAM
 from ingest.service.keys import (
     KEYS,
-    KEYS_BY_NAME,
     PRODUCER_DEFAULTS,
     PRODUCER_KEYS,
     Key,
@@ -62,7 +62,7 @@ class ServiceConfig:
     max_queue_bytes: int = PRODUCER_DEFAULTS.max_queue_bytes
     linger_s: float = PRODUCER_DEFAULTS.linger_s
     max_inflight: int = PRODUCER_DEFAULTS.max_inflight
-    max_attempts: int = PRODUCER_DEFAULTS.max_attempts
+    max_attempts: int | None = PRODUCER_DEFAULTS.max_attempts
     record_deadline_s: float = PRODUCER_DEFAULTS.record_deadline_s
     request_timeout_s: float = PRODUCER_DEFAULTS.request_timeout_s
     connect_timeout_s: float = PRODUCER_DEFAULTS.connect_timeout_s
@@ -72,7 +72,7 @@ class ServiceConfig:
     bytes_per_s: float | None = None
     config_file: Path | None = None
 
-    def producer_options(self) -> dict[str, int | float | None]:
+    def producer_options(self) -> dict[str, Any]:
         """The producer's tuning knobs, plus the drain deadline as its default close timeout,
         and its per-request debug lines when the log level is debug."""
         values = asdict(self)
@@ -117,23 +117,34 @@ def load_config(
     `flags` maps key names to the raw text given on the command line (absent = not given);
     the special name `config` holds the `--config` path. Raises ConfigError.
     """
+    values, config_file = load_values(flags, environ, KEYS)
+    config = ServiceConfig(**values, config_file=config_file)  # type: ignore[arg-type]
+    _check_together(config)
+    return config
+
+
+def load_values(
+    flags: Mapping[str, object], environ: Mapping[str, str] | None, keys: Sequence[Key]
+) -> tuple[dict[str, Value], Path | None]:
+    """The four layers merged and validated for `keys` (the service's, or a command's own on
+    top of them, as `ingest loadtest` does); returns the values set anywhere (absent = the
+    key's default) and the TOML file read, if any. Raises ConfigError."""
     env = os.environ if environ is None else environ
+    by_name = {key.name: key for key in keys}
     config_file = _config_path(flags, env)
     layers: dict[str, tuple[object, str, bool]] = {}  # name -> (raw, source, raw is text)
     if config_file is not None:
         source = "flag --config" if flags.get("config") else f"environment variable {CONFIG_ENV}"
-        for name, raw in _read_toml(config_file, source).items():
+        for name, raw in _read_toml(config_file, source, by_name).items():
             layers[name] = (raw, f"config file {config_file}", False)
-    for key in KEYS:
+    for key in keys:
         from_env = _env_value(key, env)
         if from_env is not None:
             layers[key.name] = (from_env[1], f"environment variable {from_env[0]}", True)
         if flags.get(key.name) is not None:
             layers[key.name] = (flags[key.name], f"flag {key.flag}", True)
-    values = {name: _validated(KEYS_BY_NAME[name], *layer) for name, layer in layers.items()}
-    config = ServiceConfig(**values, config_file=config_file)  # type: ignore[arg-type]
-    _check_together(config)
-    return config
+    values = {name: _validated(by_name[name], *layer) for name, layer in layers.items()}
+    return values, config_file
 
 
 def _check_together(config: ServiceConfig) -> None:
@@ -145,9 +156,9 @@ def _check_together(config: ServiceConfig) -> None:
         )
 
 
-def unknown_env(environ: Mapping[str, str]) -> list[str]:
+def unknown_env(environ: Mapping[str, str], keys: Sequence[Key] = KEYS) -> list[str]:
     """INGEST_* variables that name no key (probably typos); the caller warns about them."""
-    known = {key.env for key in KEYS} | {CONFIG_ENV}
+    known = {key.env for key in keys} | {CONFIG_ENV}
     return sorted(name for name in environ if name.startswith("INGEST_") and name not in known)
 
 
@@ -166,7 +177,7 @@ def _env_value(key: Key, env: Mapping[str, str]) -> tuple[str, str] | None:
     return None
 
 
-def _read_toml(path: Path, source: str) -> dict[str, object]:
+def _read_toml(path: Path, source: str, known: Mapping[str, Key]) -> dict[str, object]:
     # `source` says whether --config or INGEST_CONFIG named the file.
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -179,9 +190,9 @@ def _read_toml(path: Path, source: str) -> dict[str, object]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config: {path} ({source}) is not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - set(KEYS_BY_NAME))
+    unknown = sorted(set(data) - set(known))
     if unknown:
-        allowed = ", ".join(sorted(KEYS_BY_NAME))
+        allowed = ", ".join(sorted(known))
         raise ConfigError(
             f"{unknown[0]}: unknown key in config file {path}; allowed keys: {allowed}"
         )
