@@ -30,6 +30,7 @@ class Batch:
         "done",
         "failures",
         "late_ids",
+        "maybe_stored",
         "nbytes",
         "pending",
         "records",
@@ -40,6 +41,9 @@ class Batch:
         self.records: list[bytes] = []
         self.nbytes = 0
         self.attempts = 0
+        # Sticky: set by any attempt whose outcome is unknown (a timeout or reset after sending),
+        # so every record of the batch that later fails is marked "may have been stored".
+        self.maybe_stored = False
         # Indices still without a final fate; None means "all of them" (the common case).
         self.pending: list[int] | None = None
         self.answer: PutBatchResult | None = None  # first answer for all records (parsed lazily)

@@ -49,7 +49,9 @@ class ProducerConfig:
     max_queue_bytes: int = 64 * 1024 * 1024  # raw bytes held, same scope
     linger_s: float = 0.02  # how long a partial batch waits for more records
     max_inflight: int = 8  # concurrent PutRecordBatch requests (and HTTP connections)
-    max_attempts: int = 8  # sends per record, the first included
+    # Sends per record, the first included; None = no cap: transient errors are retried until
+    # the record deadline, so an outage shorter than it loses nothing.
+    max_attempts: int | None = None
     record_deadline_s: float = 120.0  # no resend starts later than this after the first send
     request_timeout_s: float = 10.0  # one PutRecordBatch call, connect to last byte
     connect_timeout_s: float = 5.0
@@ -72,7 +74,7 @@ class ProducerConfig:
             raise ConfigError(f"endpoint_url: expected an http(s) URL or None, got {url!r}")
         for spec in fields(self):
             value = getattr(self, spec.name)
-            if spec.name.startswith("max_"):
+            if spec.name.startswith("max_") and value is not None:
                 _check_number(spec.name, value, int, minimum=1)
             elif spec.name.endswith("_s") and value is not None:
                 _check_number(spec.name, value, float, minimum=_MINIMUM_S.get(spec.name, 0.0))

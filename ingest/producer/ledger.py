@@ -36,6 +36,7 @@ def log_failures(failed: Sequence[FailedRecord]) -> None:
             reason=reason,
             message=first.message,
             attempts=first.attempts,
+            maybe_stored=sum(record.maybe_stored for record in records),
         )
 
 
@@ -110,7 +111,7 @@ class Ledger:
             return []
         records = batch.records
         failed = [
-            FailedRecord(records[index], reason, message, batch.attempts)
+            FailedRecord(records[index], reason, message, batch.attempts, batch.maybe_stored)
             for index, reason, message in failures
         ]
         table = batch.failures if batch.failures is not None else {}

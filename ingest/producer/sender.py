@@ -26,6 +26,7 @@ from tenacity import (
     stop_before_delay,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 
 from ingest.errors import FirehoseError, ThrottledError
 from ingest.firehose.wire import PutBatchResult
@@ -55,7 +56,7 @@ class RetryPolicy:
 
     def retrying(self) -> AsyncRetrying:
         # A time budget, not a count: a fixed count of backoffs ends long before an outage does.
-        stop = stop_before_delay(self.deadline_s)
+        stop: stop_base = stop_before_delay(self.deadline_s)
         if self.max_attempts is not None:
             stop = stop | stop_after_attempt(self.max_attempts)
         return AsyncRetrying(
@@ -246,7 +247,7 @@ class Sender:
     @staticmethod
     def _gave_up(batch: Batch, exc: FirehoseError) -> str:
         # An ambiguous outcome of ANY attempt means "failed" may be wrong: say so before a replay.
-        maybe = "; the records may have been stored (ambiguous outcome)" if batch.maybe_stored else ""
+        maybe = "; the records may have been stored (ambiguous outcome)" * batch.maybe_stored
         if not exc.retriable:
             return f"{exc}{maybe}"
         return f"gave up after {batch.attempts} attempt(s): {exc}{maybe}"
