@@ -66,19 +66,32 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         config = load_config(flags_from_args(args))
     except ConfigError as exc:
-        print(f"ingest run: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return usage_error(exc)
     return run_with_config(config)
+
+
+def usage_error(exc: ConfigError) -> int:
+    """Every usage or configuration error, whenever it is found: one plain line on stderr (also
+    with JSON logs: it is for the person who typed the command), exit code 2."""
+    print(f"ingest run: configuration error: {exc}", file=sys.stderr, flush=True)
+    return EXIT_USAGE
 
 
 def run_with_config(config: ServiceConfig) -> int:
     # Imported here so `ingest emulator` and `--help` skip the runner's HTTP and metrics modules.
     import structlog
 
-    from ingest.service.logging import configure_logging, tell_user
+    from ingest.service.logging import bind_run, configure_logging
+    from ingest.service.prepare import prepare_run
     from ingest.service.runner import run_service
 
+    try:
+        config = prepare_run(config)  # chooses the run id, so the logs show the real one
+    except ConfigError as exc:
+        return usage_error(exc)
     json_logs = configure_logging(config.log_level, config.log_format)
+    assert config.run_id is not None
+    bind_run(run_id=config.run_id, stream=config.stream)  # every later line carries both
     # A log pipeline reads stdout too: there the summary is one JSON object, not a table.
     json_summary = json_logs and not sys.stdout.isatty()
     try:
@@ -86,8 +99,7 @@ def run_with_config(config: ServiceConfig) -> int:
             run_service(config, unknown_env=unknown_env(os.environ), json_summary=json_summary)
         )
     except ConfigError as exc:  # found once running, e.g. the HTTP port is taken
-        tell_user(f"configuration error: {exc}", "configuration_error")
-        return EXIT_USAGE
+        return usage_error(exc)
     except Exception:  # a bug: one log line with the traceback (one JSON object in JSON mode)
         structlog.get_logger(__name__).exception("run_crashed")
         return EXIT_FAILURE

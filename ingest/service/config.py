@@ -53,11 +53,14 @@ class ServiceConfig:
     run_id: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    http_max_connections: int | None = None
+    http_header_timeout_s: float = 5.0
+    http_idle_timeout_s: float = 30.0
     log_level: str = "info"
     log_format: str = "auto"
     drain_timeout_s: float = 20.0
     stall_timeout_s: float = 60.0
-    unreachable_after_s: float = 15.0
+    unreachable_after_s: float = 10.0
     max_queue_records: int = PRODUCER_DEFAULTS.max_queue_records
     max_queue_bytes: int = PRODUCER_DEFAULTS.max_queue_bytes
     linger_s: float = PRODUCER_DEFAULTS.linger_s

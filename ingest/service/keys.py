@@ -144,6 +144,15 @@ KEYS: tuple[Key, ...] = (
          "address of the health/metrics server", check=lambda v: bool(str(v).strip())),
     _key("http_port", "int", 8080, "a port from 0 to 65535 (0 = any free port)",
          "port of the health/metrics server", check=_at_least(0, 65535)),
+    _key("http_max_connections", "int", None, _POSITIVE_INT,
+         "connection cap of the health/metrics server (unset = a quarter of the open-file "
+         "limit, at most 256; always at most a quarter, the rest stays the producer's)",
+         optional=True, check=_at_least(1)),
+    _key("http_header_timeout_s", "float", 5.0, _POSITIVE_SECONDS,
+         "health/metrics server: a request head must arrive within this long", check=_above(0)),
+    _key("http_idle_timeout_s", "float", 30.0, _POSITIVE_SECONDS,
+         "health/metrics server: an idle keep-alive connection is closed after this long",
+         check=_above(0)),
     _key("log_level", "str", "info", "one of debug, info, warning, error", "log level",
          choices=("debug", "info", "warning", "error")),
     _key("log_format", "str", "auto", "one of auto, json, console",
@@ -154,8 +163,10 @@ KEYS: tuple[Key, ...] = (
     _key("stall_timeout_s", "float", 60.0, _POSITIVE_SECONDS,
          "/healthz answers 503 when the sender made no progress for this long with work pending",
          check=_above(0)),
-    _key("unreachable_after_s", "float", 15.0, _POSITIVE_SECONDS,
-         "/readyz answers 503 when no request succeeded for this long with work pending",
+    _key("unreachable_after_s", "float", 10.0, _POSITIVE_SECONDS,
+         "seconds: at start, the run ends (exit 1) when the target has not answered for this "
+         "long; later, /readyz answers 503 when no request succeeded for this long with work "
+         "pending",
          check=_above(0)),
     # Producer tuning (defaults are the producer's)
     _knob("max_queue_records", "int", _POSITIVE_INT, "bound of the producer queue, records"),

@@ -99,17 +99,24 @@ def configure_logging(
     return json_mode
 
 
+def bind_run(*, run_id: str, stream: str) -> None:
+    """Bind the run id and the stream once in structlog's context: every later line of the run
+    carries them (tasks copy the context they are created in, so bind before asyncio.run)."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(run_id=run_id, stream=stream)
+
+
 def json_logs() -> bool:
     """Whether stderr carries JSON lines (then everything written there must be JSON)."""
     return _mode["json"]
 
 
-def tell_user(text: str, event: str) -> None:
+def tell_user(text: str, event: str, **fields: object) -> None:
     """A final error for whoever runs us, on stderr: `ingest run: <text>` as a plain line, or
-    one JSON log line (`event`, `message`) when the logs are JSON (a plain line would break
-    the pipeline's parser)."""
+    one JSON log line (`event`, `message`, `fields`) when the logs are JSON (a plain line would
+    break the pipeline's parser)."""
     if _mode["json"]:
-        structlog.get_logger(__name__).error(event, message=text)
+        structlog.get_logger(__name__).error(event, message=text, **fields)
     else:
         print(f"ingest run: {text}", file=sys.stderr, flush=True)
 
@@ -124,6 +131,7 @@ def _route_stdlib(level: str, json_mode: bool, out: TextIO, scrubber: SecretScru
     formatter = structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,  # run_id and stream on these lines too
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -74,7 +74,10 @@ async def _run(
     )
     info = {"version": __version__, "run_id": events.run_id, **target.labels()}
     await start_server(stack, config, producer, state, health, info)
-    code = await _unless_stopped(confirm_target(producer, state, target), signals)
+    check = confirm_target(
+        producer, state, target, unreachable_after_s=config.unreachable_after_s
+    )  # a dead endpoint ends the run here, before anything is generated into it
+    code = await _unless_stopped(check, signals)
     if code is not None:
         return code
     generation_started = time.monotonic()

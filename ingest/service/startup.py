@@ -2,8 +2,11 @@
 
 A missing stream, or credentials Firehose refuses, end the run at once with exit code 1 and one
 clear message. DescribeDeliveryStream being forbidden is not fatal (write-only IAM policies are
-common): readiness then waits for the first delivered batch. An unreachable target is not fatal
-either: the producer's retries and deadlines decide, and readiness says 503 meanwhile.
+common): readiness then waits for the first delivered batch. A target that cannot be reached at
+all (connection refused, unknown host, no answer in time) is asked again for
+`unreachable_after_s`; if it never answers, the run ends with exit 1 and one line before a
+single event is generated into a dead endpoint. Once the run is under way, an outage is the
+producer's retries' business and readiness says 503 meanwhile.
 """
 
 from __future__ import annotations
@@ -23,14 +26,30 @@ import structlog
 
 from ingest.cli import EXIT_FAILURE
 from ingest.emulator import Emulator, EmulatorOptions
-from ingest.errors import AccessDeniedError, ConfigError, FirehoseError, IngestError
+from ingest.errors import (
+    AccessDeniedError,
+    ConfigError,
+    FirehoseConnectionError,
+    FirehoseError,
+    IngestError,
+    RequestTimeoutError,
+)
 from ingest.service.config import ServiceConfig, redact_url
 from ingest.service.health import RunState
-from ingest.service.logging import json_logs
+from ingest.service.logging import json_logs, tell_user
 
 log = structlog.get_logger(__name__)
 
 RECHECK_INTERVAL_S = 5.0  # DescribeDeliveryStream is capped at 5 calls/s per account: go slow
+FIRST_RETRY_S = 0.25  # start-up asks again after this, doubling up to MAX_RETRY_S (well under 5/s)
+MAX_RETRY_S = 2.0
+#: What to do about a fatal reason, for the one line that ends the run.
+HINTS = {
+    "stream_not_found": "create it, or check --stream and --region",
+    "access_denied": "allow firehose:PutRecordBatch and firehose:DescribeDeliveryStream on it",
+    "credentials": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any non-empty values for "
+    "a local emulator), AWS_PROFILE, or run with an IAM role",
+}
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local-emulator"}
 
 
@@ -126,12 +145,19 @@ async def confirm_target(
     state: RunState,
     target: Target,
     *,
+    unreachable_after_s: float | None = None,
     recheck_interval_s: float = RECHECK_INTERVAL_S,
 ) -> int | None:
-    """DescribeDeliveryStream once; an exit code if the target is unusable, else None.
-    An unreachable target is asked again every `recheck_interval_s` until it answers."""
+    """DescribeDeliveryStream; an exit code if the target is unusable, else None.
+
+    With `unreachable_after_s`, a target that cannot be reached is asked again (backing off from
+    FIRST_RETRY_S) until then, and is unusable (exit 1) if it never answered. Any other transient
+    error proves something answers: the run goes on and the target is asked again every
+    `recheck_interval_s` in the background until it answers."""
     try:
-        await producer.check_target()
+        await _reach(producer, target, unreachable_after_s)
+    except _Unreachable as exc:
+        return report_unreachable(exc.error, target, exc.waited_s)
     except AccessDeniedError as exc:
         log.warning("describe_not_permitted", detail=str(exc), readiness="first delivered batch")
     except FirehoseError as exc:
@@ -145,11 +171,67 @@ async def confirm_target(
     return None
 
 
+class _Unreachable(Exception):
+    def __init__(self, error: FirehoseError, waited_s: float) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.waited_s = waited_s
+
+
+def _unreachable(exc: FirehoseError) -> bool:
+    """Nothing answered: refused, unknown host, or no answer in time."""
+    return isinstance(exc, FirehoseConnectionError | RequestTimeoutError)
+
+
+async def _reach(producer: TargetChecker, target: Target, give_up_after_s: float | None) -> None:
+    """`check_target()`, asked again while nothing answers, for up to `give_up_after_s`.
+    Raises _Unreachable when that time ran out, else what the check raised."""
+    if give_up_after_s is None:
+        await producer.check_target()
+        return
+    started = time.monotonic()
+    delay = FIRST_RETRY_S
+    while True:
+        left = give_up_after_s - (time.monotonic() - started)
+        try:
+            await asyncio.wait_for(producer.check_target(), timeout=max(left, 0.001))
+            return
+        except TimeoutError:
+            error: FirehoseError = RequestTimeoutError(
+                "RequestTimeout", f"no answer within {give_up_after_s:g} s"
+            )
+        except FirehoseError as exc:
+            if not _unreachable(exc):
+                raise
+            error = exc
+        waited = time.monotonic() - started
+        if waited >= give_up_after_s:
+            raise _Unreachable(error, waited)
+        log.debug("target_not_answering", error=str(error), target=target.describe())
+        await asyncio.sleep(min(delay, give_up_after_s - waited))
+        delay = min(delay * 2, MAX_RETRY_S)
+
+
+def report_unreachable(exc: FirehoseError, target: Target, waited_s: float) -> int:
+    """One line saying the target never answered at start; the exit code."""
+    hint = "check endpoint_url, region and the network (or raise unreachable_after_s)"
+    tell_user(
+        f"{target.describe()} is unreachable: no answer for {waited_s:.1f} s ({exc}); {hint}",
+        "target_unreachable",
+        error=str(exc),
+        target=target.describe(),
+        waited_s=round(waited_s, 3),
+        hint=hint,
+    )
+    return EXIT_FAILURE
+
+
 def report_fatal(exc: FirehoseError, target: Target) -> int:
     """Log and print why the target cannot be used; the exit code."""
-    hint = "create it, or check --stream and --region" if exc.reason == "stream_not_found" else ""
+    hint = HINTS.get(exc.reason)
+    details = {"hint": hint} if hint else {}
     log.error(
-        "target_unusable", reason=exc.reason, error=str(exc), target=target.describe(), hint=hint
+        "target_unusable", reason=exc.reason, error=str(exc), target=target.describe(), **details
     )
     if not json_logs():  # on a terminal, end with one plain sentence; JSON logs said it all
         detail = f" ({hint})" if hint else ""

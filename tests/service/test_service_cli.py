@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +51,26 @@ def test_bad_value_in_each_layer_exits_2_naming_the_key(
     assert result.stdout == ""
 
 
-def test_event_size_too_small_for_an_event_exits_2() -> None:
-    result = run_ingest(["--local", "--count", "1", "--event-size", "10"])
+@pytest.mark.parametrize(
+    ("args", "start"),
+    [
+        (["--event-size", "10"], "ingest run: configuration error: event_size: invalid value 10;"),
+        (["--local-data-dir", "/proc/x"], "ingest run: configuration error: local_data_dir: "),
+    ],
+)
+def test_errors_found_after_parsing_are_the_plain_line_too(args: list[str], start: str) -> None:
+    """Even with JSON logs (stderr is a pipe here), a usage error is the one plain line, before
+    anything is logged; the event size's lower bound comes from the run id."""
+    result = run_ingest(["--local", "--count", "1", "--log-format", "json", *args])
     assert result.returncode == 2
-    assert "event_size" in result.stderr
-    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(start), line
+    assert "expected" in line
+    assert result.stdout == ""
+    with_long_id = run_ingest(["--local", "--count", "1", "--event-size", "150",
+                               "--run-id", "r" * 64])  # fmt: skip
+    assert with_long_id.returncode == 2
+    assert "expected bytes from 191" in with_long_id.stderr
 
 
 def test_unknown_or_abbreviated_flag_is_a_usage_error() -> None:
@@ -94,16 +110,41 @@ def test_endpoint_url_carrying_a_credential_exits_2_without_echoing_it() -> None
     assert "Traceback" not in result.stderr
 
 
-def test_unreachable_target_fails_the_records_and_exits_1(unused_port: int) -> None:
-    """With console logs (a person watching) the summary is the human table."""
+def test_dead_endpoint_at_start_exits_1_with_one_line_and_generates_nothing(
+    unused_port: int,
+) -> None:
+    """Nothing listens: the run waits unreachable_after_s for an answer, then stops with exit 1
+    and one line, instead of generating into a dead endpoint and draining for 20 s."""
+    started = time.monotonic()
+    result = run_ingest(
+        ["--endpoint-url", f"http://127.0.0.1:{unused_port}", "--duration", "3", "--http-port",
+         "0", "--unreachable-after", "1", "--log-format", "console"],
+        {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"},
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    problems = [line for line in result.stderr.splitlines() if "warning" in line or "error" in line]
+    assert problems == [], problems
+    (last,) = [line for line in result.stderr.splitlines() if line.startswith("ingest run:")]
+    assert "is unreachable: no answer for 1." in last
+    assert f"127.0.0.1:{unused_port}" in last
+    assert "may have been stored" not in result.stderr
+    assert "records_failed" not in result.stderr
+    assert result.stdout == ""  # nothing was generated, so there is no summary
+    assert elapsed < 15  # the 3 s duration and the 20 s drain were not waited out
+
+
+def test_json_logs_say_it_in_one_json_line(unused_port: int) -> None:
     result = run_ingest(
         ["--endpoint-url", f"http://127.0.0.1:{unused_port}", "--count", "5", "--http-port", "0",
-         "--max-attempts", "2", "--backoff-base", "0.01", "--log-format", "console"]
+         "--unreachable-after", "0.5", "--log-format", "json"],
+        {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"},
     )  # fmt: skip
     assert result.returncode == 1
-    assert "failed                 5  (connection_error: 5)" in result.stdout
-    assert "NOT all delivered (exit 1)" in result.stdout
-    assert not result.stderr.lstrip().startswith("{")
+    events = [orjson.loads(line) for line in result.stderr.splitlines()]
+    (error,) = [e for e in events if e["level"] in ("warning", "error")]
+    assert error["event"] == "target_unreachable"
+    assert error["hint"].startswith("check endpoint_url")
 
 
 def test_http_port_in_use_exits_2_naming_the_key() -> None:
@@ -113,8 +154,7 @@ def test_http_port_in_use_exits_2_naming_the_key() -> None:
         port = taken.getsockname()[1]
         result = run_ingest(["--local", "--count", "10", "--http-port", str(port)])
     assert result.returncode == 2
-    # Logs are JSON off a terminal, so the error is one JSON line like every other.
-    (error,) = [orjson.loads(line) for line in result.stderr.splitlines() if "cannot" in line]
-    assert error["event"] == "configuration_error"
-    assert error["message"].startswith("configuration error: http_port: cannot listen on")
+    # Found once logging runs (JSON off a terminal), and still the plain usage line.
+    (error,) = [line for line in result.stderr.splitlines() if "cannot" in line]
+    assert error.startswith("ingest run: configuration error: http_port: cannot listen on")
     assert "Traceback" not in result.stderr

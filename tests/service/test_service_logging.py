@@ -35,6 +35,7 @@ class FakeStream(io.TextIOWrapper):
 def _restore_logging() -> object:
     yield None
     structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()  # run_with_config binds run_id and stream
     logging.getLogger().handlers.clear()
     service_logging._mode["json"] = False
 
