@@ -61,6 +61,7 @@ class ServiceConfig:
     drain_timeout_s: float = 20.0
     stall_timeout_s: float = 60.0
     unreachable_after_s: float = 10.0
+    progress_every_s: float = 5.0
     max_queue_records: int = PRODUCER_DEFAULTS.max_queue_records
     max_queue_bytes: int = PRODUCER_DEFAULTS.max_queue_bytes
     linger_s: float = PRODUCER_DEFAULTS.linger_s

@@ -163,6 +163,9 @@ KEYS: tuple[Key, ...] = (
     _key("stall_timeout_s", "float", 60.0, _POSITIVE_SECONDS,
          "/healthz answers 503 when the sender made no progress for this long with work pending",
          check=_above(0)),
+    _key("progress_every_s", "float", 5.0, "a number of seconds > 0 and <= 3600",
+         "seconds between JSON progress lines when stderr is not a terminal "
+         "(a terminal gets a live status area)", check=_above(0, 3600)),
     _key("unreachable_after_s", "float", 10.0, _POSITIVE_SECONDS,
          "seconds: at start, the run ends (exit 1) when the target has not answered for this "
          "long; later, /readyz answers 503 when no request succeeded for this long with work "
