@@ -23,6 +23,7 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     from ingest.emulator import cli as emulator_cli
     from ingest.service import cli as service_cli
+    from ingest.verify import cli as verify_cli
 
     parser = argparse.ArgumentParser(
         prog="ingest",
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     service_cli.register(subparsers)
     emulator_cli.register(subparsers)
+    verify_cli.register(subparsers)
     return parser
 
 
