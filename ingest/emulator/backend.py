@@ -5,12 +5,16 @@ Operations take the decoded JSON body and return the response body, or raise ``A
 
 from __future__ import annotations
 
+import contextlib
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import structlog
 
-from ingest.emulator.delivery import ObjectWriter, check_prefix
+from ingest.emulator.destinations import Destination, DestinationError
 from ingest.emulator.faults import CallFaults, FaultInjector
+from ingest.emulator.layout import ERROR_OUTPUT_TYPES, Layout, LayoutError
 from ingest.emulator.options import EmulatorOptions, FaultOptions, QuotaOptions
 from ingest.emulator.protocol import (
     ACCOUNT_ID,
@@ -38,25 +42,37 @@ from ingest.emulator.stats import EmulatorStats
 from ingest.emulator.streams import MIB, Stream
 from ingest.firehose.limits import MAX_RECORD_BYTES
 
+log = structlog.get_logger(__name__)
+
 S3_CONFIGS = ("ExtendedS3DestinationConfiguration", "S3DestinationConfiguration")
 DEFAULT_DESTINATION = {
     "RoleARN": f"arn:aws:iam::{ACCOUNT_ID}:role/ingest-emulator",
     "BucketARN": "arn:aws:s3:::ingest-emulator",
 }
 DEFAULT_LIST_LIMIT = 10
+#: Prefixes are checked against the keys they give at this instant (long names, 2-digit fields).
+SAMPLE_INSTANT = datetime(2026, 9, 30, 23, 59, 59, tzinfo=UTC).timestamp()
+DESTINATION_UNAVAILABLE = (
+    "The delivery stream cannot write to its destination and its buffer is full; retry later."
+)
+
+
+def destination_unavailable() -> ApiError:
+    """503 ServiceUnavailableException: retriable, and certain that nothing was stored (a 500
+    InternalFailure would tell the client the records may have been stored, so a resend could
+    be a duplicate). It is what Firehose answers when it cannot take a call right now."""
+    return ApiError(503, "ServiceUnavailableException", DESTINATION_UNAVAILABLE)
 
 
 class Backend:
-    def __init__(
-        self, options: EmulatorOptions, writer: ObjectWriter, stats: EmulatorStats
-    ) -> None:
+    def __init__(self, options: EmulatorOptions, sink: Destination, stats: EmulatorStats) -> None:
         self.options = options
         self.streams: dict[str, Stream] = {}
         self.ids = IdFactory()
         self.stats = stats
         self.faults = FaultInjector(options.faults)
         self.quotas = options.quotas
-        self._writer = writer
+        self._sink = sink
 
     # -- configuration ------------------------------------------------------------------
     def set_faults(self, faults: FaultOptions) -> None:
@@ -75,22 +91,56 @@ class Backend:
                 "ResourceInUseException",
                 f"Firehose {name} under accountId {ACCOUNT_ID} already exists",
             )
-        destination = dict(DEFAULT_DESTINATION if destination is None else destination)
+        if destination is None:
+            destination = self.default_destination()
+        destination = dict(destination)
+        layout = self.layout_of(destination)
         hints = destination.get("BufferingHints") or {}
         size_mb, interval_s = hints.get("SizeInMBs"), hints.get("IntervalInSeconds")
         stream = Stream(
             name,
             f"arn:aws:firehose:{self.options.region}:{ACCOUNT_ID}:deliverystream/{name}",
             destination,
+            layout=layout,
             buffer_size_bytes=self.options.buffer_size_bytes if size_mb is None else size_mb * MIB,
             buffer_interval_s=self.options.buffer_interval_s if interval_s is None else interval_s,
             quota=StreamQuota(self.quotas),
-            writer=self._writer,
+            sink=self._sink,
             stats=self.stats,
             record_log=self.options.record_log,
         )
         self.streams[name] = stream
         return stream
+
+    def default_destination(self) -> dict[str, Any]:
+        """The destination of the streams the emulator creates itself (its layout options)."""
+        options = self.options
+        bucket = options.s3_bucket or DEFAULT_DESTINATION["BucketARN"].rsplit(":", 1)[-1]
+        destination: dict[str, Any] = {**DEFAULT_DESTINATION, "BucketARN": f"arn:aws:s3:::{bucket}"}
+        destination.update(options.layout_config())
+        return destination
+
+    def layout_of(self, destination: dict[str, Any], kind: str = S3_CONFIGS[0]) -> Layout:
+        """The validated layout of ``destination``; ApiError as Firehose answers a bad one."""
+        try:
+            layout = Layout.from_config(destination, kind)
+        except LayoutError as error:
+            if error.validation:
+                raise validation_error(error.message) from None
+            raise invalid_argument(error.message) from None
+        when = layout.local_time(SAMPLE_INSTANT)
+        for field, text, evaluated in (
+            ("Prefix", destination.get("Prefix", ""), layout.prefix.render(when)),
+            (
+                "ErrorOutputPrefix",
+                destination.get("ErrorOutputPrefix", ""),
+                layout.error_prefix.render(when, ERROR_OUTPUT_TYPES[0]),
+            ),
+        ):
+            problem = self._sink.check_prefix(evaluated)
+            if problem:
+                raise invalid_argument(f"{field} {text!r} {problem}")
+        return layout
 
     def stream(self, name: str) -> Stream:
         stream = self.streams.get(name)
@@ -106,7 +156,9 @@ class Backend:
             raise invalid_argument(
                 f"The emulator supports DirectPut streams only, not {stream_type}"
             )
-        stream = self.add_stream(name, _s3_destination(body))
+        kind, config = _s3_destination(body)
+        self.layout_of(config, kind)  # checked before the name, as a bad request changes nothing
+        stream = self.add_stream(name, config)
         return orjson.dumps({"DeliveryStreamARN": stream.arn})
 
     async def describe_delivery_stream(self, body: dict[str, Any]) -> bytes:
@@ -131,17 +183,31 @@ class Backend:
         )
 
     async def delete_delivery_stream(self, body: dict[str, Any]) -> bytes:
-        """Deliver what the stream buffered, then forget it (and its record log)."""
+        """Deliver what the stream buffered (one attempt), then forget it and its record log.
+
+        If that write fails the buffer is dropped, as Firehose drops what a deleted stream
+        still buffers; a log line says how much."""
         name = stream_name(body)
         stream = self.stream(name)
         del self.streams[name]
-        await stream.close()
+        try:
+            await stream.close()
+        except DestinationError as error:
+            records, size = stream.discard()
+            log.warning(
+                "emulator_deleted_stream_dropped",
+                stream=name,
+                records=records,
+                bytes=size,
+                error=str(error),
+            )
         return b"{}"
 
     # -- data plane ---------------------------------------------------------------------
     async def put_record_batch(self, body: dict[str, Any], faults: CallFaults, base: str) -> bytes:
         datas = decode_records(body.get("Records"))
         stream = self._admitted_stream(body, faults)
+        self._check_room(stream, datas)
         throttled = stream.quota.admit_records(datas)
         if len(throttled) == len(datas):
             self.stats.calls_throttled += 1
@@ -151,6 +217,7 @@ class Backend:
         injected = self.faults.record_failures(len(datas), failures)
         if injected:
             self.stats.records_failed += len(injected)
+            self.stats.count_injected("record", (code for code, _ in injected.values()))
             failures.update(injected)
         accepted = [d for i, d in enumerate(datas) if i not in failures] if failures else datas
         await self._store(stream, accepted, faults)
@@ -163,6 +230,7 @@ class Backend:
         if len(data) > MAX_RECORD_BYTES:
             raise record_too_large("record.data")
         stream = self._admitted_stream(body, faults)
+        self._check_room(stream, [data])
         if stream.quota.admit_records([data]):
             self.stats.calls_throttled += 1
             raise slow_down()
@@ -170,6 +238,7 @@ class Backend:
         if injected:
             self.stats.records_failed += 1
             code, _ = injected[0]
+            self.stats.count_injected("call", (code,))  # PutRecord: the whole call fails
             raise slow_down() if code == "ServiceUnavailableException" else internal_failure()
         await self._store(stream, [data], faults)
         return put_record_response(base)
@@ -182,20 +251,31 @@ class Backend:
             raise slow_down()
         if faults.error is not None:
             self.stats.calls_failed += 1
+            self.stats.count_injected("call", (faults.error.code,))
             raise faults.error
         return stream
 
+    def _check_room(self, stream: Stream, datas: list[bytes]) -> None:
+        """Refuse (503, nothing stored) what a stream whose writes fail could not hold."""
+        if stream.refuses(datas):
+            self.stats.calls_destination_unavailable += 1
+            raise destination_unavailable()
+
     async def _store(self, stream: Stream, accepted: list[bytes], faults: CallFaults) -> None:
         if stream.accept(accepted):
-            await stream.flush()
+            # A failed write keeps the records buffered (within the stream's hold limit) and
+            # retries them; this call's records are held, so it is answered as stored.
+            with contextlib.suppress(DestinationError):
+                await stream.flush()
         if faults.accepted_error is not None:
             self.stats.calls_accepted_with_error += 1
             self.stats.records_accepted_with_error += len(accepted)
             raise faults.accepted_error
 
 
-def _s3_destination(body: dict[str, Any]) -> dict[str, Any]:
-    """The single S3-style destination configuration of a CreateDeliveryStream body, validated."""
+def _s3_destination(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The single S3-style destination configuration of a CreateDeliveryStream body (its kind
+    and value), with the required fields and buffering hints checked."""
     given = [
         key for key, value in body.items() if key.endswith("DestinationConfiguration") and value
     ]
@@ -210,11 +290,7 @@ def _s3_destination(body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(config.get(required), str):
             raise must_not_be_null(f"{given[0]}.{required}")
     _check_hints(config.get("BufferingHints"))
-    prefix = config.get("Prefix", "")
-    problem = check_prefix(prefix) if isinstance(prefix, str) else "must be a string"
-    if problem:
-        raise invalid_argument(f"Prefix {prefix!r} {problem}")
-    return config
+    return given[0], config
 
 
 def _check_hints(hints: Any) -> None:

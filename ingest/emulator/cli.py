@@ -1,9 +1,10 @@
 """``ingest emulator``: run the Firehose-compatible emulator until SIGINT/SIGTERM.
 
 Prints ``emulator listening on http://HOST:PORT`` on stdout once ready (one line, flushed),
-flushes every buffered record on exit and returns 0. Bad flag values exit 2 with a message
-naming the flag (also an unwritable ``--data-dir`` or an unresolvable ``--host``); an address
-already in use exits 1.
+flushes every buffered record on exit and returns 0. Every usage or configuration error is one
+plain line ``ingest emulator: configuration error: ...`` naming the flag, with exit 2, as for
+``ingest run``: a bad flag value, an unwritable ``--data-dir``, an unresolvable ``--host``, an
+address already in use. The quotas and faults in effect are printed on stderr at start.
 The record log behind ``stored_records`` is off here: a long run must not grow in memory.
 """
 
@@ -11,23 +12,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import errno
 import os
 import signal
 import socket
 import sys
 from pathlib import Path
 
+import structlog
+
 from ingest.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from ingest.emulator import flags
+from ingest.emulator.describe import describe_faults, describe_quotas
 from ingest.emulator.emulator import Emulator
+from ingest.emulator.layout import SUPPORTED_COMPRESSION
 from ingest.emulator.options import (
     DEFAULT_BUFFER_INTERVAL_S,
     DEFAULT_BUFFER_SIZE_BYTES,
+    DEFAULT_SERVER_LIMITS,
+    DEFAULT_STOP_TIMEOUT_S,
     EmulatorOptions,
     FaultOptions,
     QuotaOptions,
 )
 from ingest.firehose.limits import DEFAULT_STREAM
+
+DEFAULT_DATA_DIR = Path("data/emulator")
+#: Errors of binding that name the user's --host/--port choice (in use, not ours, not allowed).
+_ADDRESS_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 FAULT_RATE_HELP = {
     "record-failure": "records answered ServiceUnavailableException/InternalFailure in a 200",
@@ -51,9 +64,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--data-dir",
         type=Path,
-        default=Path("data/emulator"),
         metavar="DIR",
-        help="where objects are written, laid out as in S3 (default data/emulator)",
+        help=f"where objects are written, laid out as in S3 (default {DEFAULT_DATA_DIR}); "
+        "not with --s3-bucket",
     )
     p.add_argument(
         "--create-stream",
@@ -76,9 +89,75 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="S",
         help="... or once its oldest buffered record is S seconds old (default %(default)s)",
     )
+    p.add_argument(
+        "--stop-timeout",
+        type=flags.non_negative,
+        default=DEFAULT_STOP_TIMEOUT_S,
+        metavar="S",
+        help="on SIGTERM/SIGINT, retry writes that fail (disk full, S3 down) for up to S "
+        "seconds before giving up with exit 1 (default %(default)s)",
+    )
+    _add_s3_flags(p)
+    _add_layout_flags(p)
     _add_quota_flags(p)
     _add_fault_flags(p)
+    _add_server_flags(p)
     p.set_defaults(handler=run_command)
+
+
+def _add_s3_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "S3 destination (instead of --data-dir; credentials from AWS_ACCESS_KEY_ID/"
+        "AWS_SECRET_ACCESS_KEY or the usual AWS chain)"
+    )
+    g.add_argument(
+        "--s3-bucket",
+        metavar="BUCKET",
+        help="write every object to this bucket (created if missing), one PutObject each",
+    )
+    g.add_argument(
+        "--s3-endpoint-url",
+        metavar="URL",
+        help="an S3-compatible store, e.g. http://127.0.0.1:9000 for MinIO (default: AWS S3)",
+    )
+
+
+def _add_layout_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "object layout of the streams created at start (CreateDeliveryStream sets its own; "
+        "keys are PREFIX + yyyy/MM/dd/HH/ + STREAM-1-yyyy-MM-dd-HH-mm-ss-UUID + extension)"
+    )
+    g.add_argument(
+        "--prefix",
+        default="",
+        metavar="PREFIX",
+        help="S3 Prefix; may hold !{timestamp:JAVA_PATTERN} and !{firehose:random-string}; "
+        "without a !{timestamp:...} the date path yyyy/MM/dd/HH/ is appended with no slash "
+        "('logs' -> 'logs2026/07/13/14/')",
+    )
+    g.add_argument(
+        "--error-output-prefix",
+        metavar="PREFIX",
+        help="S3 ErrorOutputPrefix (needed when --prefix has expressions; with expressions "
+        "it must hold !{firehose:error-output-type})",
+    )
+    g.add_argument(
+        "--compression",
+        choices=SUPPORTED_COMPRESSION,
+        default="UNCOMPRESSED",
+        help="GZIP: each object is the gzip of its records, its key ends in .gz "
+        "(default %(default)s)",
+    )
+    g.add_argument(
+        "--file-extension",
+        metavar="EXT",
+        help="replaces the default extension ('' or .gz), e.g. .json.gz",
+    )
+    g.add_argument(
+        "--custom-time-zone",
+        metavar="TZ",
+        help="time zone of the date path and file-name time, e.g. Asia/Tokyo (default UTC)",
+    )
 
 
 def _add_quota_flags(p: argparse.ArgumentParser) -> None:
@@ -154,16 +233,72 @@ def options_from_args(args: argparse.Namespace) -> EmulatorOptions:
         reset_rate=args.fault_reset_rate,
         accepted_error_rate=args.fault_accepted_error_rate,
     )
+    data_dir = args.data_dir
+    if data_dir is None and args.s3_bucket is None:
+        data_dir = DEFAULT_DATA_DIR
     return EmulatorOptions(
         host=args.host,
         port=args.port,
-        data_dir=args.data_dir,
+        data_dir=data_dir,
+        s3_bucket=args.s3_bucket,
+        s3_endpoint_url=args.s3_endpoint_url,
+        prefix=args.prefix,
+        error_output_prefix=args.error_output_prefix,
+        compression=args.compression,
+        file_extension=args.file_extension,
+        custom_time_zone=args.custom_time_zone,
+        stop_timeout_s=args.stop_timeout,
         streams=tuple(args.create_stream or (DEFAULT_STREAM,)),
         buffer_size_bytes=args.buffer_size_bytes,
         buffer_interval_s=args.buffer_interval,
         quotas=quotas,
         faults=faults,
         record_log=False,
+        server_limits=dataclasses.replace(
+            DEFAULT_SERVER_LIMITS,
+            max_connections=args.max_connections,
+            header_timeout_s=args.header_timeout,
+            body_timeout_s=args.body_timeout,
+            max_buffered_bytes=args.max_buffered_bytes,
+        ),
+    )
+
+
+def _add_server_flags(p: argparse.ArgumentParser) -> None:
+    limits = DEFAULT_SERVER_LIMITS
+    g = p.add_argument_group(
+        "server bounds (what slow or stuck clients can hold; refusals are logged once per kind "
+        "per interval)"
+    )
+    g.add_argument(
+        "--max-connections",
+        type=flags.positive_int,
+        metavar="N",
+        help=f"connection cap (default: half the open-file limit, at most "
+        f"{limits.default_max_connections}; never more than half of it); at the cap a new "
+        "connection evicts the oldest one still sending its request head",
+    )
+    g.add_argument(
+        "--header-timeout",
+        type=flags.positive,
+        default=limits.header_timeout_s,
+        metavar="S",
+        help="a request head must arrive within S seconds (default %(default)s)",
+    )
+    g.add_argument(
+        "--body-timeout",
+        type=flags.positive,
+        default=limits.body_timeout_s,
+        metavar="S",
+        help="a request body must arrive within S seconds, else 408 (default %(default)s)",
+    )
+    g.add_argument(
+        "--max-buffered-bytes",
+        type=flags.positive_int,
+        default=limits.max_buffered_bytes,
+        metavar="N",
+        help="request body bytes read at once over all connections; past it calls get 503 "
+        "Slow down (default %(default)s)",
     )
 
 
@@ -176,9 +311,27 @@ def run_command(args: argparse.Namespace) -> int:
         options = options_from_args(args)
         emulator = Emulator(options)
     except ValueError as error:
-        print(f"ingest emulator: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage_error(_flag_names(str(error)))
+    # Log lines go to stderr: stdout carries the ready line that scripts wait for.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     return asyncio.run(_serve(emulator))
+
+
+def _flag_names(message: str) -> str:
+    """``s3_bucket='x': ...`` -> ``--s3-bucket 'x': ...``: name the flag the user typed."""
+    option, sep, rest = message.partition("=")
+    if sep and option.isidentifier():
+        return f"--{option.replace('_', '-')} {rest}"
+    return (
+        message.replace("s3_endpoint_url", "--s3-endpoint-url")
+        .replace("data_dir and s3_bucket", "--data-dir and --s3-bucket")
+        .replace("needs s3_bucket", "needs --s3-bucket")
+    )
+
+
+def _usage_error(text: str) -> int:
+    print(f"ingest emulator: configuration error: {text}", file=sys.stderr, flush=True)
+    return EXIT_USAGE
 
 
 def _data_dir_problem(path: Path) -> str | None:
@@ -194,25 +347,25 @@ def _data_dir_problem(path: Path) -> str | None:
 
 async def _serve(emulator: Emulator) -> int:
     options = emulator.options
-    assert options.data_dir is not None  # the CLI always names one
-    problem = _data_dir_problem(options.data_dir)
+    problem = None if options.data_dir is None else _data_dir_problem(options.data_dir)
     if problem is not None:
-        print(
-            f"ingest emulator: error: --data-dir {str(options.data_dir)!r}: {problem}; "
-            "expected a writable directory (created if missing)",
-            file=sys.stderr,
+        return _usage_error(
+            f"--data-dir {str(options.data_dir)!r}: {problem}; "
+            "expected a writable directory (created if missing)"
         )
-        return EXIT_USAGE
     try:
         await emulator.start()
     except socket.gaierror as error:
-        print(
-            f"ingest emulator: error: --host {options.host!r}: {error.strerror}; "
-            "expected a local IP address or host name such as 127.0.0.1",
-            file=sys.stderr,
+        return _usage_error(
+            f"--host {options.host!r}: {error.strerror}; "
+            "expected a local IP address or host name such as 127.0.0.1"
         )
-        return EXIT_USAGE
     except OSError as error:
+        if error.errno in _ADDRESS_ERRNOS:  # the address is the user's choice, like a bad flag
+            return _usage_error(
+                f"--port {options.port}: cannot listen on {options.host}:{options.port} "
+                f"({error.strerror}); choose another --port (0 = any free port) or --host"
+            )
         print(f"ingest emulator: cannot start: {error}", file=sys.stderr)
         return EXIT_FAILURE
     stop = asyncio.Event()
@@ -220,6 +373,9 @@ async def _serve(emulator: Emulator) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     print(f"emulator listening on {emulator.endpoint_url}", flush=True)
+    # What shapes every answer, where the operator looks first (stdout is for the ready line).
+    print(describe_quotas(options.quotas), file=sys.stderr)
+    print(describe_faults(options.faults), file=sys.stderr, flush=True)
     try:
         await stop.wait()
     finally:
@@ -236,5 +392,7 @@ async def _stop(emulator: Emulator) -> str | None:
     try:
         await emulator.stop()
     except OSError as error:
-        return f"buffered records could not be written under {str(emulator.data_dir)!r}: {error}"
+        where = emulator.options.data_dir
+        place = f"under {str(where)!r}" if where is not None else f"to {emulator.destination}"
+        return f"buffered records could not be written {place}: {error}"
     return None

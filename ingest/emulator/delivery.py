@@ -8,6 +8,8 @@ under ``<data_dir>/.tmp/`` and renamed into place, so a reader never sees half a
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import uuid
 from collections.abc import Iterable
@@ -54,20 +56,31 @@ class ObjectWriter:
         self._tmp_dir.mkdir(parents=True, exist_ok=True)
 
     def write(self, key: str, chunks: Iterable[bytes]) -> int:
-        """Write the concatenated ``chunks`` as object ``key``; return the bytes written."""
+        """Write the concatenated ``chunks`` as object ``key``; return the bytes written.
+
+        On any error (ENOSPC, EIO, a vanished directory) the partial ``.part`` file is removed
+        and the error re-raised: nothing of the object is visible, nothing is left behind.
+        """
         final = self.data_dir / key
-        final.parent.mkdir(parents=True, exist_ok=True)
+        if not os.path.normpath(final).startswith(os.path.normpath(self.data_dir) + os.sep):
+            raise OSError(errno.EINVAL, f"key {key!r} would leave the data directory")
         tmp = self._tmp_dir / f"{uuid.uuid4().hex}.part"
         size = 0
         try:
-            out = open(tmp, "wb")  # noqa: SIM115 - closed by the `with` below
-        except FileNotFoundError:  # the staging dir was removed while running
-            self._tmp_dir.mkdir(parents=True, exist_ok=True)
-            out = open(tmp, "wb")  # noqa: SIM115
-        with out:
-            for chunk in chunks:
-                size += out.write(chunk)
-        os.replace(tmp, final)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                out = open(tmp, "wb")  # noqa: SIM115 - closed by the `with` below
+            except FileNotFoundError:  # the staging dir was removed while running
+                self._tmp_dir.mkdir(parents=True, exist_ok=True)
+                out = open(tmp, "wb")  # noqa: SIM115
+            with out:
+                for chunk in chunks:
+                    size += out.write(chunk)
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
         return size
 
     def objects(self) -> list[Path]:

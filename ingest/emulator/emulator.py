@@ -16,9 +16,16 @@ from typing import Any
 
 from aiohttp import web
 
+from ingest.bounded_http import BoundedServer
 from ingest.emulator.app import FirehoseHandler
 from ingest.emulator.backend import Backend
 from ingest.emulator.delivery import ObjectWriter
+from ingest.emulator.destinations import (
+    Destination,
+    DestinationError,
+    DirectoryDestination,
+    S3Destination,
+)
 from ingest.emulator.options import EmulatorOptions, FaultOptions, QuotaOptions
 from ingest.emulator.protocol import ApiError
 from ingest.emulator.stats import EmulatorStats
@@ -37,8 +44,15 @@ class Emulator:
     def __init__(self, options: EmulatorOptions | None = None, **overrides: Any) -> None:
         self.options = dataclasses.replace(options or EmulatorOptions(), **overrides)
         self.stats = EmulatorStats()
-        self._writer = ObjectWriter(self.options.data_dir or Path())
-        self._backend = Backend(self.options, self._writer, self.stats)
+        self._directory: DirectoryDestination | None = None
+        self._sink: Destination
+        if self.options.s3_bucket is not None:
+            self._sink = S3Destination(
+                self.options.s3_bucket, self.options.s3_endpoint_url, self.options.region
+            )
+        else:
+            self._sink = self._directory = DirectoryDestination(self.options.data_dir or Path())
+        self._backend = Backend(self.options, self._sink, self.stats)
         self._runner: web.ServerRunner | None = None
         self._handler: FirehoseHandler | None = None
         self._owned_dir: Path | None = None
@@ -55,28 +69,51 @@ class Emulator:
 
     @property
     def data_dir(self) -> Path:
-        """Where objects are delivered (a temporary directory if none was given)."""
-        return self._writer.data_dir
+        """Where objects are delivered (a temporary directory if none was given).
+
+        RuntimeError when objects go to S3 (``s3_bucket``)."""
+        return self._writer().data_dir
+
+    @property
+    def destination(self) -> str:
+        """Where objects go, for people: ``directory PATH`` or ``s3://BUCKET at URL``."""
+        return self._sink.describe()
+
+    def _writer(self) -> ObjectWriter:
+        if self._directory is None:
+            raise RuntimeError(f"objects go to {self._sink.describe()}, not to a directory")
+        return self._directory.writer
 
     async def start(self) -> None:
-        """Create the data dir and listen. Raises OSError if the address is unavailable."""
+        """Open the destination (create the data dir, or reach the bucket), then listen.
+
+        Raises OSError if the address is unavailable, DestinationError (an OSError) if the
+        destination cannot be used."""
         if self._runner is not None:
             return
-        data_dir = self.options.data_dir
-        if data_dir is None:
-            data_dir = self._owned_dir = Path(tempfile.mkdtemp(prefix="ingest-emulator-"))
-        self._writer.prepare(data_dir)
+        if self._directory is not None and self.options.data_dir is None:
+            self._owned_dir = Path(tempfile.mkdtemp(prefix="ingest-emulator-"))
+            self._directory.writer.data_dir = self._owned_dir
+        await self._sink.open()
         handler = FirehoseHandler(self._backend)
-        server = web.Server(
-            handler, request_factory=handler.request_factory, access_log=None, lingering_time=0
+        server = BoundedServer(
+            handler,
+            name="emulator",
+            limits=self.options.server_limits,
+            request_factory=handler.request_factory,
+            access_log=None,
         )
+        handler.server = server
         runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
-        site = web.TCPSite(runner, self.options.host, self.options.port)
+        # A deep accept queue: queued connections hold no fd of ours, and a client queued behind
+        # a burst of reconnecting slow clients is accepted without a SYN retry.
+        site = web.TCPSite(runner, self.options.host, self.options.port, backlog=1024)
         try:
             await site.start()
         except BaseException:
             await runner.cleanup()
+            await self._sink.close()
             raise
         self._runner, self._handler = runner, handler
         host, port = runner.addresses[0][:2]
@@ -86,8 +123,9 @@ class Emulator:
     async def stop(self) -> None:
         """Stop listening, then write every buffered record.
 
-        In-flight calls are completed (injected latency is cut short), within 10 s.
-        Every stream is flushed even if one cannot be written; the first OSError is re-raised.
+        In-flight calls are completed (injected latency is cut short), within 10 s. A write that
+        fails is retried for up to ``options.stop_timeout_s``; every stream is flushed even if
+        one cannot be written, and the first DestinationError (an OSError) is re-raised.
 
         A temporary data dir the emulator created itself is deleted.
         """
@@ -96,13 +134,17 @@ class Emulator:
             return
         if self._handler is not None:
             self._handler.stopping.set()
+        server = runner.server
         await runner.cleanup()
+        if isinstance(server, BoundedServer):
+            server.close()  # logs the last refusal counts
         failures: list[OSError] = []
         for stream in list(self._backend.streams.values()):
             try:
-                await stream.close()
-            except OSError as error:  # still flush the other streams
+                await stream.close(self.options.stop_timeout_s)
+            except DestinationError as error:  # still flush the other streams
                 failures.append(error)
+        await self._sink.close()
         self._endpoint_url = None
         if self._owned_dir is not None:
             shutil.rmtree(self._owned_dir, ignore_errors=True)
@@ -140,7 +182,9 @@ class Emulator:
         self._backend.set_quotas(quotas)
 
     async def flush(self, stream: str | None = None) -> None:
-        """Write the buffered records of ``stream`` (or of all streams) to disk now."""
+        """Write the buffered records of ``stream`` (or of all streams) now.
+
+        DestinationError if a write fails; its records stay buffered and are retried."""
         names = list(self._backend.streams) if stream is None else [stream]
         for name in names:
             await self._stream(name).flush()
@@ -164,11 +208,13 @@ class Emulator:
         return self._stream(stream).buffered_bytes
 
     def delivered_objects(self, stream: str | None = None) -> list[Path]:
-        """Files written so far (for ``stream`` only if given), sorted by key."""
-        objects = self._writer.objects()
+        """Files written so far (for ``stream`` only if given), sorted by key.
+
+        RuntimeError when objects go to S3."""
+        objects = self._writer().objects()
         if stream is None:
             return objects
-        own = re.compile(re.escape(stream) + r"-1-\d{4}(-\d\d){5}-[0-9a-f-]{36}")
+        own = re.compile(re.escape(stream) + r"-1-\d{4}(-\d\d){5}-[0-9a-f-]{36}(\.[^/]*)?")
         return [path for path in objects if own.fullmatch(path.name)]
 
     def _stream(self, name: str) -> Stream:

@@ -8,10 +8,30 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.bounded_http import ServerLimits
 from ingest.firehose.limits import DEFAULT_REGION, DEFAULT_STREAM, default_quota
 
 DEFAULT_BUFFER_SIZE_BYTES = 1024 * 1024
 DEFAULT_BUFFER_INTERVAL_S = 1.0
+#: The emulator serves many producers: half the open-file limit (at most 4,096) for connections,
+#: 256 MiB of request bodies being read at once (about 45 full PutRecordBatch bodies).
+DEFAULT_SERVER_LIMITS = ServerLimits(
+    default_max_connections=4096,
+    fd_share=0.5,
+    header_timeout_s=10.0,
+    body_timeout_s=30.0,
+    idle_timeout_s=60.0,
+    max_buffered_bytes=256 * 1024 * 1024,
+)
+DEFAULT_STOP_TIMEOUT_S = 10.0
+#: Destination field -> EmulatorOptions field, to name the option in an error message.
+LAYOUT_OPTIONS = {
+    "Prefix": "prefix",
+    "ErrorOutputPrefix": "error_output_prefix",
+    "CompressionFormat": "compression",
+    "FileExtension": "file_extension",
+    "CustomTimeZone": "custom_time_zone",
+}
 #: AWS region names: us-east-1, ap-southeast-2, us-gov-west-1, cn-north-1, ...
 REGION_PATTERN = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}")
 
@@ -112,6 +132,12 @@ class EmulatorOptions:
     """How the emulator listens, where it writes and how it behaves.
 
     ``data_dir=None`` makes the emulator use a temporary directory that it deletes on stop.
+    ``s3_bucket`` (and ``s3_endpoint_url`` for an S3-compatible store such as MinIO or
+    moto_server) writes every object to that bucket instead of a directory; credentials come
+    from botocore's usual chain. ``prefix``, ``error_output_prefix``, ``file_extension``,
+    ``custom_time_zone`` and ``compression`` are the object layout of the streams the emulator
+    creates itself (as the CreateDeliveryStream fields of the same names; see ``layout.py``).
+    ``stop_timeout_s``: on stop, how long failed writes of buffered records are retried.
     ``record_log`` keeps every stored record in memory for ``stored_records``; it grows with
     the run, so the CLI turns it off (in-process use and tests keep it on).
     """
@@ -125,7 +151,17 @@ class EmulatorOptions:
     quotas: QuotaOptions = field(default_factory=QuotaOptions)
     faults: FaultOptions = field(default_factory=FaultOptions)
     record_log: bool = True
+    #: What the HTTP server may hold (connections, timeouts, buffered body bytes).
+    server_limits: ServerLimits = DEFAULT_SERVER_LIMITS
     region: str = DEFAULT_REGION
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    prefix: str = ""
+    error_output_prefix: str | None = None
+    file_extension: str | None = None
+    custom_time_zone: str | None = None
+    compression: str = "UNCOMPRESSED"
+    stop_timeout_s: float = DEFAULT_STOP_TIMEOUT_S
 
     def __post_init__(self) -> None:
         streams: object = self.streams  # typed as a tuple, but callers may pass anything
@@ -142,3 +178,39 @@ class EmulatorOptions:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port={self.port!r}: expected 0-65535")
         check_region(self.region)
+        _check_non_negative("stop_timeout_s", self.stop_timeout_s)
+        self._check_destination()
+
+    def _check_destination(self) -> None:
+        # Imported here: options.py stays importable without the delivery modules.
+        from ingest.emulator.destinations import check_bucket, check_endpoint_url
+        from ingest.emulator.layout import Layout, LayoutError
+
+        if self.s3_endpoint_url is not None:
+            problem = check_endpoint_url(self.s3_endpoint_url)
+            if problem:
+                raise ValueError(f"s3_endpoint_url={self.s3_endpoint_url!r}: {problem}")
+            if self.s3_bucket is None:
+                raise ValueError("s3_endpoint_url needs s3_bucket: the bucket to write to")
+        if self.s3_bucket is not None:
+            problem = check_bucket(self.s3_bucket)
+            if problem:
+                raise ValueError(f"s3_bucket={self.s3_bucket!r}: {problem}")
+            if self.data_dir is not None:
+                raise ValueError("data_dir and s3_bucket exclude each other: objects go to one")
+        try:
+            Layout.from_config(self.layout_config())
+        except LayoutError as error:
+            option = LAYOUT_OPTIONS[error.field]
+            raise ValueError(f"{option}={getattr(self, option)!r}: {error.message}") from None
+
+    def layout_config(self) -> dict[str, str]:
+        """The layout options as CreateDeliveryStream destination fields (unset ones left out)."""
+        given = {
+            "Prefix": self.prefix or None,
+            "ErrorOutputPrefix": self.error_output_prefix,
+            "CompressionFormat": self.compression,
+            "FileExtension": self.file_extension,
+            "CustomTimeZone": self.custom_time_zone,
+        }
+        return {field: value for field, value in given.items() if value is not None}

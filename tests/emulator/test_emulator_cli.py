@@ -87,7 +87,7 @@ async def _run_cli(*argv: str) -> tuple[int, bytes, bytes]:
 async def process(tmp_path: Path) -> AsyncIterator[asyncio.subprocess.Process]:
     proc = await _spawn(
         "--port", "0", "--data-dir", str(tmp_path / "data"),
-        "--buffer-interval", "600", "--create-stream", "cli-stream",
+        "--buffer-interval", "600", "--create-stream", "cli-stream", "--stop-timeout", "0.5",
     )  # fmt: skip
     try:
         yield proc
