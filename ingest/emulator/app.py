@@ -3,6 +3,10 @@ server (no router or middleware on the hot path).
 
 Order of checks, as AWS does it: body size bound, Authorization present, known target, JSON body,
 then the operation. ``GET /_emulator/stats`` returns the counters (not part of Firehose).
+
+Bodies are read through the bounded server (`ingest.bounded_http`): within a body timeout (408
+and close past it), and only while the budget of concurrently buffered body bytes holds it (503
+ServiceUnavailableException "Slow down." otherwise, which clients retry).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
+from ingest.bounded_http import BodyTimeoutError, BoundedServer, BudgetExhaustedError
 from ingest.emulator.backend import Backend
 from ingest.emulator.faults import CallFaults
 from ingest.emulator.protocol import (
@@ -30,6 +35,7 @@ from ingest.emulator.protocol import (
     ApiError,
     internal_failure,
     parse_body,
+    slow_down,
 )
 
 ControlOp = Callable[[dict[str, Any]], Awaitable[bytes]]
@@ -53,6 +59,8 @@ class FirehoseHandler:
         self.backend = backend
         #: Set on shutdown: injected latency ends at once, so stop() never waits it out.
         self.stopping = asyncio.Event()
+        #: The bounded server reading the bodies (None: plain ``request.read()``, unbounded).
+        self.server: BoundedServer | None = None
         self._data_ops: dict[str, DataOp] = {
             "PutRecordBatch": backend.put_record_batch,
             "PutRecord": backend.put_record,
@@ -82,6 +90,10 @@ class FirehoseHandler:
         base = self.backend.ids.next_base()
         try:
             return await self._dispatch(request, base)
+        except BudgetExhaustedError:  # refused before reading: close instead of draining it
+            return self._error(slow_down(), base, close=True)
+        except BodyTimeoutError as error:
+            return self._error(ApiError(408, "RequestTimeoutException", str(error)), base)
         except ApiError as error:
             if error.status < 500:
                 self.backend.stats.client_errors += 1
@@ -98,10 +110,21 @@ class FirehoseHandler:
         length = request.content_length
         if length is not None and length > MAX_BODY_BYTES:
             raise _too_large(length)
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise _too_large(f"more than {MAX_BODY_BYTES}") from None
+        if self.server is None:
+            try:
+                raw = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise _too_large(f"more than {MAX_BODY_BYTES}") from None
+            return await self._dispatch_body(request, raw, base)
+        # The buffer is emptied (and its budget given back) as soon as the call is answered.
+        async with self.server.body(request, MAX_BODY_BYTES) as buffer:
+            if len(buffer) > MAX_BODY_BYTES:
+                raise _too_large(f"more than {MAX_BODY_BYTES}")
+            return await self._dispatch_body(request, buffer, base)
+
+    async def _dispatch_body(
+        self, request: web.BaseRequest, raw: bytes | bytearray, base: str
+    ) -> web.StreamResponse:
         if "Authorization" not in request.headers:
             raise ApiError(
                 400, "MissingAuthenticationTokenException", "Missing Authentication Token"
@@ -144,9 +167,9 @@ class FirehoseHandler:
             headers={"x-amzn-RequestId": self.backend.ids.request_id(base)},
         )
 
-    def _error(self, error: ApiError, base: str) -> web.Response:
+    def _error(self, error: ApiError, base: str, *, close: bool = False) -> web.Response:
         response = self._answer(error.body(), base, error.status)
-        if error.status == 413:
+        if close or error.status in (408, 413):
             response.force_close()  # the rest of the body is never read
         return response
 

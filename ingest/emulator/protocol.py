@@ -91,7 +91,7 @@ def internal_failure() -> ApiError:
     return ApiError(500, "InternalFailure", INTERNAL_FAILURE_MESSAGE)
 
 
-def parse_body(body: bytes) -> dict[str, Any]:
+def parse_body(body: bytes | bytearray) -> dict[str, Any]:
     """Decode a JSON object body; anything else is a SerializationException."""
     try:
         parsed = orjson.loads(body) if body else {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
@@ -11,7 +12,7 @@ import structlog
 from ingest.errors import ConfigError
 from ingest.service.config import ServiceConfig
 from ingest.service.health import Health, RunState, StatsSource
-from ingest.service.http import ROUTES, HttpServer, build_app
+from ingest.service.http import DEFAULT_LIMITS, ROUTES, HttpServer, build_app
 from ingest.service.metrics import ProducerCollector, build_registry
 
 log = structlog.get_logger(__name__)
@@ -28,7 +29,13 @@ async def start_server(
     """Listen on http_host:http_port until `stack` unwinds. Raises ConfigError (exit 2)
     naming the key when the address cannot be used."""
     registry = build_registry(ProducerCollector(source, state, health, info))
-    server = HttpServer(build_app(health, registry), config.http_host, config.http_port)
+    limits = dataclasses.replace(
+        DEFAULT_LIMITS,
+        max_connections=config.http_max_connections,
+        header_timeout_s=config.http_header_timeout_s,
+        idle_timeout_s=config.http_idle_timeout_s,
+    )
+    server = HttpServer(build_app(health, registry), config.http_host, config.http_port, limits)
     try:
         await server.start()
     except OSError as exc:
@@ -40,5 +47,5 @@ async def start_server(
             f"({exc.strerror or exc}); choose another http_host/http_port (0 = any free port)"
         ) from None
     stack.push_async_callback(server.stop)
-    log.info("http_listening", url=server.url, routes=list(ROUTES))
+    log.info("http_listening", url=server.url, routes=list(ROUTES), **server.bounds)
     return server
