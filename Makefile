@@ -25,7 +25,7 @@ $(BIN)/helm: deploy/install_helm.py | $(STAMP)
 setup: $(STAMP) $(BIN)/helm
 
 run: $(STAMP)
-	$(BIN)/ingest run --local --duration 5 --rate 0 --http-port 0 --local-data-dir data/local
+	$(BIN)/ingest run --local --duration 5 --rate 0 --http-port 0 --local-data-dir data/local --verify
 
 emulator: $(STAMP)
 	$(BIN)/ingest emulator --port 4573 --data-dir data/emulator
@@ -46,10 +46,11 @@ pytest: $(STAMP) $(BIN)/helm
 
 test: lint typecheck pytest
 
-# Speed and memory figures (never asserted in tests): the emulator's intake, then the producer's.
+# Speed and memory figures (never asserted in tests): the emulator's intake, the producer's, verify's.
 bench: $(STAMP)
 	$(BIN)/python bench/bench_emulator.py
 	$(BIN)/python bench/bench_producer.py
+	$(BIN)/python bench/bench_verify.py
 
 # Regenerate the exact-version locks: runtime (for the image) and dev (for tests).
 lock:

@@ -51,6 +51,8 @@ class ServiceConfig:
     duration_s: float | None = None
     event_size: int | None = None
     run_id: str | None = None
+    report: Path | None = None
+    verify: bool = False
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     http_max_connections: int | None = None
@@ -74,6 +76,15 @@ class ServiceConfig:
     backoff_cap_s: float = PRODUCER_DEFAULTS.backoff_cap_s
     records_per_s: float | None = None
     bytes_per_s: float | None = None
+    pack_bytes: int | None = None
+    pack_compression: str | None = None
+    spool_dir: Path = Path("data/spool")
+    spool_max_bytes: int = 1024 * 1024 * 1024
+    spool_full_timeout_s: float = 30.0
+    durable: bool = False
+    durable_dir: Path = Path("data/durable")
+    durable_sync: str = PRODUCER_DEFAULTS.durable_sync
+    durable_sync_interval_s: float = PRODUCER_DEFAULTS.durable_sync_interval_s
     config_file: Path | None = None
 
     def producer_options(self) -> dict[str, Any]:
@@ -82,7 +93,16 @@ class ServiceConfig:
         values = asdict(self)
         options = {name: values[name] for name in PRODUCER_KEYS}
         debug = self.log_level == "debug"
-        return {**options, "close_timeout_s": self.drain_timeout_s, "log_requests": debug}
+        durable = {
+            "durable_dir": self.durable_dir if self.durable else None,
+            "durable_full_timeout_s": self.spool_full_timeout_s,
+        }
+        return {
+            **options,
+            **durable,
+            "close_timeout_s": self.drain_timeout_s,
+            "log_requests": debug,
+        }
 
     def redacted(self) -> dict[str, object]:
         """The settings as a loggable mapping: URLs lose credentials, paths become text."""
@@ -153,6 +173,12 @@ def load_values(
 
 def _check_together(config: ServiceConfig) -> None:
     """Rules between keys (each key alone was already checked)."""
+    if config.verify and not config.local:
+        raise ConfigError(
+            "verify: invalid value true with local=false; expected local = true (--local): the "
+            "run reads its events back from the embedded emulator's files (for Firehose in AWS, "
+            "run `ingest verify --s3 s3://BUCKET/PREFIX --report FILE` after the buffer interval)"
+        )
     if config.event_size is not None and config.event_size > config.max_queue_bytes:
         raise ConfigError(
             f"event_size: invalid value {config.event_size} with max_queue_bytes="

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from ingest.errors import ConfigError
 from ingest.firehose.limits import DEFAULT_REGION, DEFAULT_STREAM, MAX_RECORD_BYTES
 from ingest.producer.config import ProducerConfig
+from ingest.producer.packing import DEFAULT_PACK_BYTES
 
 Kind = Literal["str", "int", "float", "bool", "path"]
 Value = str | int | float | bool | Path | None
@@ -42,6 +43,7 @@ class Key:
     aws_env: tuple[str, ...] = ()  # standard AWS variables read after INGEST_<NAME>
     choices: tuple[str, ...] = ()
     producer: bool = False  # True: passed to the Producer as the option of the same name
+    bare: str | None = None  # the value of the flag given without one (e.g. `--pack-bytes`)
 
     @property
     def env(self) -> str:
@@ -65,6 +67,12 @@ def _url_ok(value: object) -> bool:
         return False
     plain = not (parts.username or parts.password or parts.query or parts.fragment)
     return parts.scheme in ("http", "https") and bool(parts.hostname) and plain
+
+
+def _report_path_ok(value: object) -> bool:
+    """A file that can be created: its directory exists and it is not a directory itself."""
+    path = Path(str(value))
+    return path.parent.is_dir() and not path.is_dir()
 
 
 def _matches(pattern: re.Pattern[str]) -> Callable[[object], bool]:
@@ -139,6 +147,13 @@ KEYS: tuple[Key, ...] = (
     _key("run_id", "str", None, "1-64 characters from A-Z a-z 0-9 _ . : -",
          "producer id written in every event (default: random)", optional=True,
          check=_matches(_RUN_ID_RE)),
+    # After the run
+    _key("report", "path", None, "a file path in an existing directory",
+         "write a JSON report of the run here (its \"runs\" list is what ingest verify "
+         "--report reads)", optional=True, check=_report_path_ok),
+    _key("verify", "bool", False, "true or false (true needs local = true)",
+         "after the run, count how many of its events reached the emulator's files; exit 1 "
+         "if any is missing"),
     # Operations
     _key("http_host", "str", "127.0.0.1", "a host name or IP address",
          "address of the health/metrics server", check=lambda v: bool(str(v).strip())),
@@ -191,6 +206,34 @@ KEYS: tuple[Key, ...] = (
           "client-side cap on records sent per second (unset = none)", optional=True),
     _knob("bytes_per_s", "float", "a number > 0",
           "client-side cap on bytes sent per second (unset = none)", optional=True),
+    _knob("pack_bytes", "int", f"an integer from 1 to {MAX_RECORD_BYTES}",
+          "pack newline-terminated events into Firehose records of up to N bytes (the flag "
+          f"alone: {DEFAULT_PACK_BYTES}, one 5 KB billing unit; unset = one event per record)",
+          optional=True, bare=str(DEFAULT_PACK_BYTES)),
+    _knob("pack_compression", "str", "one of none, gzip",
+          "gzip each packed record (one gzip member each; turns packing on at "
+          f"{DEFAULT_PACK_BYTES} bytes unless pack_bytes is set)",
+          optional=True, choices=("none", "gzip")),
+    # Dead-letter spool and the durable log (see ingest.spool)
+    _key("spool_dir", "path", Path("data/spool"), "a directory path",
+         "where records that finally fail are kept (fsync'd) for `ingest replay`"),
+    _key("spool_max_bytes", "int", 1024 * 1024 * 1024, _POSITIVE_INT,
+         "bound of the spool's files, bytes; past it put() waits, then fails",
+         check=_at_least(1)),
+    _key("spool_full_timeout_s", "float", 30.0, "a number of seconds >= 0",
+         "how long a full spool or durable log (bound or disk) holds put() before the "
+         "typed error", check=_at_least(0)),
+    _key("durable", "bool", False, "true or false",
+         "keep accepted events in a write-ahead log (durable_dir) so kill -9 loses none; "
+         "a restart resends them first"),
+    _key("durable_dir", "path", Path("data/durable"), "a directory path",
+         "where the durable log lives (used with durable)"),
+    _knob("durable_sync", "str", "one of group, interval",
+          "group: fdatasync per group before put() returns (survives power loss); interval: "
+          "fdatasync every durable_sync_interval_s (survives kill -9; faster)",
+          choices=("group", "interval")),
+    _knob("durable_sync_interval_s", "float", "a number of seconds >= 0.001",
+          "fdatasync period of durable_sync = interval"),
 )  # fmt: skip
 
 KEYS_BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}

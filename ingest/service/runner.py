@@ -13,14 +13,18 @@ import asyncio
 import time
 from collections.abc import Awaitable, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 
 from ingest import __version__
-from ingest.errors import FirehoseError
+from ingest.cli import EXIT_FAILURE
+from ingest.errors import ConfigError, FirehoseError, SpoolLockedError
 from ingest.events import EventGenerator
 from ingest.producer import Producer
+from ingest.service.aftercheck import report_data, verify_exit_code, verify_run, write_report
 from ingest.service.config import ServiceConfig
 from ingest.service.generate import Limits, generate
 from ingest.service.health import Health, RunState
@@ -28,7 +32,8 @@ from ingest.service.pacing import Pacer
 from ingest.service.server import start_server
 from ingest.service.signals import SignalDrain
 from ingest.service.startup import Target, confirm_target, log_start, open_target, report_fatal
-from ingest.service.summary import summarize
+from ingest.service.summary import Summary, summarize
+from ingest.spool.deadletter import DeadLetterSpool
 
 log = structlog.get_logger(__name__)
 
@@ -64,8 +69,10 @@ async def _run(
     signals: SignalDrain,
     json_summary: bool,
 ) -> int:
-    producer = await stack.enter_async_context(_producer(config, target))
-    state = RunState()
+    spool = await _open_spool(stack, config)
+    producer = await _start_producer(stack, config, target, spool)
+    _resume_seqs(producer, events)
+    state = RunState(spool=spool)
     health = Health(
         producer,
         state,
@@ -81,6 +88,7 @@ async def _run(
     if code is not None:
         return code
     generation_started = time.monotonic()
+    started_at_s = time.time()  # objects older than this hold no event of this run
     stopped_by = await _generate(producer, events, config, state, signals)
     generation_s = time.monotonic() - generation_started
     state.draining = True
@@ -88,11 +96,37 @@ async def _run(
     summary = summarize(
         producer.stats(), state, stopped_by=stopped_by, generation_s=generation_s,
         total_s=time.monotonic() - generation_started, run_id=events.run_id,
-        target_rate=config.rate,
+        target_rate=config.rate, spooled=spool.spooled_total,
     )  # fmt: skip
     log.info("run_finished", **summary.as_log())
     print(summary.render_json() if json_summary else summary.render(), flush=True)
-    return summary.exit_code
+    return await _after_run(config, target, events.run_id, state, started_at_s, summary,
+                            json_summary)  # fmt: skip
+
+
+async def _after_run(
+    config: ServiceConfig,
+    target: Target,
+    run_id: str,
+    state: RunState,
+    started_at_s: float,
+    summary: Summary,
+    json_summary: bool,
+) -> int:
+    """--verify (read the run's events back from the emulator) and --report; the exit code."""
+    code = summary.exit_code
+    verified = None
+    if config.verify and target.emulator is not None:
+        verified = await verify_run(
+            target.emulator, run_id, state.events_generated, since_s=started_at_s,
+            json_line=json_summary,
+        )  # fmt: skip
+        code = max(code, verify_exit_code(verified))
+    if config.report is not None:
+        data = report_data(run_id, state.events_generated, summary.as_log(), verified)
+        if not await write_report(config.report, data):
+            code = max(code, EXIT_FAILURE)
+    return code
 
 
 async def _unless_stopped(check: Awaitable[int | None], signals: SignalDrain) -> int | None:
@@ -107,17 +141,86 @@ async def _unless_stopped(check: Awaitable[int | None], signals: SignalDrain) ->
     return None
 
 
-def _producer(config: ServiceConfig, target: Target) -> Producer:
+def _producer(config: ServiceConfig, target: Target, spool: DeadLetterSpool) -> Producer:
     """The producer for the target."""
     return Producer(
         stream=config.stream,
         region=config.region,
         endpoint_url=target.endpoint_url,
-        # The default handler logs what is given up, one line per reason; the producer's ledger
-        # counts it, and the summary and /metrics read that count.
-        on_failure=None,
+        # Failed records go to the dead-letter spool (fsync'd) before they count as failed; the
+        # producer's ledger counts them, and the summary and /metrics read that count.
+        on_failure=spool.handle,
         session=target.session,
         **config.producer_options(),
+    )
+
+
+async def _open_spool(stack: AsyncExitStack, config: ServiceConfig) -> DeadLetterSpool:
+    """Open (lock, recover) the dead-letter spool; closed after the producer when `stack`
+    unwinds. Raises ConfigError naming spool_dir when it cannot be used."""
+    spool = DeadLetterSpool(
+        config.spool_dir,
+        stream=config.stream,
+        max_bytes=config.spool_max_bytes,
+        full_timeout_s=config.spool_full_timeout_s,
+    )
+    try:
+        recovery = await spool.open()
+    except (SpoolLockedError, OSError) as exc:
+        await spool.close()
+        raise _dir_error("spool_dir", config.spool_dir, exc) from None
+    stack.push_async_callback(spool.close)
+    if recovery.pending:
+        log.info(
+            "spool_holds_records",
+            directory=str(config.spool_dir),
+            records=recovery.pending_records,
+            hint="resend them with `ingest replay`",
+        )
+    return spool
+
+
+async def _start_producer(
+    stack: AsyncExitStack, config: ServiceConfig, target: Target, spool: DeadLetterSpool
+) -> Producer:
+    try:
+        return await stack.enter_async_context(_producer(config, target, spool))
+    except (SpoolLockedError, OSError) as exc:
+        if not config.durable:
+            raise
+        raise _dir_error("durable_dir", config.durable_dir, exc) from None
+
+
+def _dir_error(key: str, directory: Path, exc: Exception) -> ConfigError:
+    if isinstance(exc, SpoolLockedError):
+        return ConfigError(f"{key}: {exc}; expected a directory no other process is using")
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return ConfigError(
+        f"{key}: cannot use {str(directory)!r} ({reason}); expected a writable directory path"
+    )
+
+
+def _resume_seqs(producer: Producer, events: EventGenerator) -> None:
+    """--durable with a fixed run id: continue the seqs after the newest event in the log, so
+    a restarted run (same --run-id) never reuses a seq an earlier process accepted."""
+    recovery = producer.durable_recovery
+    if recovery is None or recovery.last_record is None:
+        return
+    try:
+        last = orjson.loads(recovery.last_record)
+    except orjson.JSONDecodeError:
+        return  # not one of our events: an embedding app's own records
+    if not isinstance(last, dict):
+        return
+    seq = last.get("seq")
+    if last.get("producer") != events.run_id or not isinstance(seq, int) or seq < events.seq:
+        return
+    events.seq = seq + 1
+    log.info(
+        "durable_resumed",
+        run_id=events.run_id,
+        next_seq=events.seq,
+        resent=recovery.pending_records,
     )
 
 

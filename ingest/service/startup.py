@@ -61,6 +61,7 @@ class Target:
     region: str
     credentials: str  # where credentials come from (never their values)
     session: aioboto3.Session | None = None  # None: botocore's default credential chain
+    emulator: Emulator | None = None  # the in-process emulator (kind "emulator")
 
     def describe(self) -> str:
         where = redact_url(self.endpoint_url) if self.endpoint_url else "AWS"
@@ -104,7 +105,13 @@ async def open_target(stack: AsyncExitStack, config: ServiceConfig) -> Target:
     # ones also keep real credentials away from a local endpoint.
     session = aioboto3.Session(**LOCAL_CREDENTIALS, region_name=config.region)
     return Target(
-        "emulator", emulator.endpoint_url, config.stream, config.region, "dummy (emulator)", session
+        "emulator",
+        emulator.endpoint_url,
+        config.stream,
+        config.region,
+        "dummy (emulator)",
+        session,
+        emulator,
     )
 
 

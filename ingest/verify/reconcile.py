@@ -31,7 +31,6 @@ MAX_LINE_BYTES = 1_024_000
 # The generator's layout, by byte offset within a line.
 _HEAD = b'{"id":"'
 _NL_HEAD = b"\n" + _HEAD
-_TS_KEY = b'","ts":"'
 _TS_AT = 51  # after {"id":"<36 chars>","ts":"
 _SEQ_AT = 83  # after the 24-character ts and ","seq":
 _TS_TOKEN = slice(_TS_AT, _SEQ_AT)  # the ts, then ","seq":
@@ -150,10 +149,9 @@ class Reconciler:
         lines = chunk.split(b"\n")
         lines.pop()  # the empty piece after the final newline
         n = len(lines)
-        # Every line starts with {"id":" and holds "ts" once; the seq's digits start at 83.
+        # Every line starts with {"id":"; its seq's digits start at 83 (checked below with
+        # the ts before them).
         if not chunk.startswith(_HEAD) or chunk.count(_NL_HEAD) != n - 1:
-            return False
-        if chunk.count(_TS_KEY) != n:
             return False
         head = _DIGITS.match(lines[0], _SEQ_AT)
         if head is None:
@@ -178,13 +176,17 @@ class Reconciler:
             lookup = cast(dict[bytes, RunTally], self._tails)  # every tail was just checked
             tallies = list(map(lookup.__getitem__, map(b",".__add__, map(itemgetter(2), parts))))
             single = None
-        # No quote anywhere but in the keys and the tails: the id and ts are plain strings.
+        # No quote anywhere but in the keys and the tails: the id is a plain string.
         if chunk.count(b'"') != quotes or not all(digits) or not b"".join(digits).isdigit():
             return False
-        stamps = Counter(map(itemgetter(_TS_TOKEN), lines))
+        # Each line's [51:83] is a valid ts then ","seq": ; lines of one batch share their ts,
+        # so only the places where it changes are looked at (no hashing per line).
+        tokens = list(map(itemgetter(_TS_TOKEN), lines))
+        changes = [0, *compress(range(1, n), map(operator.ne, tokens[1:], tokens[:-1])), n]
         clock = self._clock
         stamp_ms: dict[bytes, int] = {}
-        for token in stamps:
+        for start in changes[:-1]:
+            token = tokens[start]
             if token not in clock:
                 if len(clock) > _CACHE_LIMIT:
                     clock.clear()
@@ -199,17 +201,14 @@ class Reconciler:
             return False
         # Checked: now count.
         self.lines += n
-        if single is not None:
-            _add_runs(single, seqs, None)
-            for token, count in stamps.items():
-                single.latency.add(object_ms - stamp_ms[token], count)
-            return True
-        assert tallies is not None
-        _add_runs(None, seqs, tallies)
-        pairs = Counter(zip(map(id, tallies), map(itemgetter(_TS_TOKEN), lines), strict=True))
-        by_id = {id(each): each for each in set(tallies)}
-        for (key, token), count in pairs.items():
-            by_id[key].latency.add(object_ms - stamp_ms[token], count)
+        _add_runs(single, seqs, tallies)
+        if tallies is not None:  # several run ids: split the ts runs where the run id changes
+            owner_changes = compress(range(1, n), map(operator.is_not, tallies[1:], tallies[:-1]))
+            changes = sorted({*changes, *owner_changes})
+        for start, end in pairwise(changes):
+            owner = single if tallies is None else tallies[start]
+            assert owner is not None
+            owner.latency.add(object_ms - stamp_ms[tokens[start]], end - start)
         return True
 
     def _tail_tally(self, tail: bytes) -> RunTally | None:
@@ -319,7 +318,9 @@ class LineSplitter:
         if cut == 0:
             self._carry += data
         else:
-            head = self._carry + data[:cut] if self._carry else data[:cut]
+            head = data if cut == len(data) else data[:cut]  # no copy when it ends a line
+            if self._carry:
+                head = self._carry + head
             self._carry = data[cut:]
             self._reconciler.feed_lines(head, self._object_ms)
         if len(self._carry) > MAX_LINE_BYTES:  # counted once its end is known

@@ -213,12 +213,16 @@ def _run_result(tally: RunTally, max_ranges: int) -> RunResult:
 
 
 class _ObjectFeed:
-    """One object on its way in: raw bytes -> decoded bytes -> complete lines."""
+    """One object on its way in: raw bytes -> decoded bytes -> complete lines.
+
+    Decoding is tried twice: a gzip object (Firehose's GZIP compression) may hold records that
+    are gzip members themselves (a producer's packed, compressed records)."""
 
     def __init__(self, reading: _Reading, ref: ObjectRef) -> None:
         self._reading = reading
         self._key = ref.key
-        self._decoder = Decoder()
+        self._outer = Decoder()
+        self._inner = Decoder()
         self._lines = LineSplitter(reading.reconciler, ref.time_ms)
         self._broken = False
 
@@ -226,8 +230,9 @@ class _ObjectFeed:
         if self._broken:
             return
         try:
-            for data in self._decoder.feed(raw):
-                self._lines.feed(data)
+            for data in self._outer.feed(raw):
+                for text in self._inner.feed(data):
+                    self._lines.feed(text)
         except DamagedObject as exc:
             self._broken = True
             self._reading.damaged_object(self._key, str(exc))
@@ -235,8 +240,11 @@ class _ObjectFeed:
     def close(self) -> None:
         if not self._broken:
             try:
-                for data in self._decoder.close():
-                    self._lines.feed(data)
+                for data in self._outer.close():
+                    for text in self._inner.feed(data):
+                        self._lines.feed(text)
+                for text in self._inner.close():
+                    self._lines.feed(text)
             except DamagedObject as exc:
                 self._reading.damaged_object(self._key, str(exc))
         self._lines.close()
