@@ -2,9 +2,21 @@
 
 One bound covers everything the producer holds (open batch, ready batches, requests in flight,
 records awaiting a resend): `queue_records` and `queue_bytes` go up when a record is appended
-and down only when the ledger settles it. A batch is ready when it is full (500 records, or the
-next record would pass 4 MiB raw) or when its linger time expires; expiry is a
-``loop.call_later`` timer, so nothing polls. Nothing here awaits I/O.
+and down only when the ledger settles it.
+
+When a batch ships: a FULL batch (500 records, or the next record would pass 4 MiB) is ready at
+once. A partial batch keeps filling while requests are on the wire; it ships to a free request
+slot only once its linger time (counted from its first record) has expired AND no request is on
+the wire (Nagle's rule), or at once when writers are blocked on the bound, or on flush/close.
+So under slow answers batches fill up instead of going out small, and no more requests are made
+than the rate needs: 5,000 events/s against 200 ms answers travel as ~2 requests of 500 in
+flight, not 8 of 125. Linger expiry is a ``loop.call_later`` timer, so nothing polls.
+
+With packing (`Packer`), the batch still holds EVENTS (the ledger counts events), and its limits
+apply to the records the sender will pack them into: at most 500 packed records and 4 MiB (gzip's
+worst-case growth included). The accumulator follows the packer's next-fit grouping as events
+arrive (`_packs`, `_fill`), so the sender's packing of the batch gives the same records.
+Nothing here awaits I/O.
 """
 
 from __future__ import annotations
@@ -19,14 +31,24 @@ from ingest.errors import PutTimeoutError
 from ingest.firehose.limits import MAX_BATCH_BYTES, MAX_RECORDS_PER_BATCH
 from ingest.producer.batch import Batch, Receipt, Receipts
 from ingest.producer.ledger import Ledger
+from ingest.producer.packing import Packer
 
 __all__ = ["Accumulator"]
 
 
 class Accumulator:
-    """Batches records; `max_records`/`max_bytes` bound what is held; `linger_s` in seconds."""
+    """Batches records; `max_records`/`max_bytes` bound what is held; `linger_s` in seconds;
+    `packer` (None: one record per event) packs events into Firehose records."""
 
-    def __init__(self, ledger: Ledger, *, max_records: int, max_bytes: int, linger_s: float):
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        max_records: int,
+        max_bytes: int,
+        linger_s: float,
+        packer: Packer | None = None,
+    ) -> None:
         self._ledger = ledger
         self._counters = ledger.counters
         self.max_records = max_records
@@ -35,22 +57,35 @@ class Accumulator:
         self.queue_records = 0
         self.queue_bytes = 0
         self._open: Batch | None = None
+        self._expired = False  # the open batch's linger time is over
         self._linger: asyncio.TimerHandle | None = None
         self._ready: deque[Batch] = deque()
         self._ready_waiter: asyncio.Future[None] | None = None
         self._room_waiter: asyncio.Future[None] | None = None
         self._closed = False
+        self.packer = packer
+        # Packed records the open batch will make, and the raw bytes of its last one.
+        self._packs = 0
+        self._fill = 0
+        self._pack_bytes = packer.pack_bytes if packer is not None else 0
+        self._gzip = packer is not None and packer.gzip
+        if packer is not None:
+            self.append = self._append_packed  # type: ignore[method-assign]
+            self.append_many = self._append_many_packed  # type: ignore[method-assign]
 
     def has_room(self, size: int) -> bool:
         return self.queue_records < self.max_records and self.queue_bytes + size <= self.max_bytes
+
+    # -- one record per Firehose record --------------------------------------------------------
 
     def append(self, record: bytes, size: int) -> Receipt:
         """Add one record (the caller has checked `has_room`); returns its receipt."""
         batch = self._open
         if batch is None or batch.nbytes + size > MAX_BATCH_BYTES:
             batch = self._start_batch()
-        index = len(batch.records)
-        batch.records.append(record)
+        records = batch.records
+        index = len(records)
+        records.append(record)
         batch.nbytes += size
         self.queue_records += 1
         self.queue_bytes += size
@@ -89,20 +124,123 @@ class Accumulator:
                 self.seal()
         return taken
 
+    # -- packed: many events per Firehose record -----------------------------------------------
+
+    def _raw_cap(self, packs: int) -> int:
+        """Raw event bytes a batch of `packs` packed records may hold: 4 MiB, less gzip's
+        worst-case growth (`gzip_bound` per record) when compressing."""
+        if not self._gzip:
+            return MAX_BATCH_BYTES
+        return (MAX_BATCH_BYTES - 64 * packs) * 2048 // 2049
+
+    def _append_packed(self, record: bytes, size: int) -> Receipt:
+        batch = self._open
+        fill = self._fill
+        if batch is not None:
+            raw = batch.nbytes + size
+            if fill and fill + size <= self._pack_bytes and raw <= self._raw_cap(self._packs):
+                self._fill = fill + size  # joins the record being packed
+            elif self._packs < MAX_RECORDS_PER_BATCH and raw <= self._raw_cap(self._packs + 1):
+                self._packs += 1
+                self._fill = size
+            else:
+                batch = None
+        if batch is None:
+            batch = self._start_batch()
+            self._packs = 1
+            self._fill = size
+        records = batch.records
+        index = len(records)
+        records.append(record)
+        batch.nbytes += size
+        self.queue_records += 1
+        self.queue_bytes += size
+        self._counters.records_put += 1
+        return Receipt(batch, index)
+
+    def _append_many_packed(
+        self, records: list[bytes], sizes: list[int], taken: int, receipts: Receipts
+    ) -> int:
+        total = len(records)
+        pack_bytes = self._pack_bytes
+        while taken < total:
+            batch = self._open if self._open is not None else self._start_batch()
+            limit = min(total, taken + self.max_records - self.queue_records)
+            totals = list(accumulate(islice(sizes, taken, limit), initial=0))
+            # The queue's byte bound: events taken..room_end-1 fit.
+            room_end = bisect_right(totals, self.max_bytes - self.queue_bytes) - 1
+            if room_end == 0:
+                return taken  # no room: the caller waits for space
+            raw, packs, fill = batch.nbytes, self._packs, self._fill
+            pos = 0  # relative to `taken`
+            full = False
+            while pos < room_end:
+                if fill:  # extend the record being packed: by its size, the batch's bytes
+                    base = totals[pos]
+                    room = min(pack_bytes - fill, self._raw_cap(packs) - raw)
+                    end = min(bisect_right(totals, base + room, pos) - 1, room_end)
+                    if end > pos:
+                        added = totals[end] - base
+                        raw += added
+                        fill += added
+                        pos = end
+                    if pos == room_end:
+                        break
+                    fill = 0  # the next event does not fit this record
+                    continue
+                size = totals[pos + 1] - totals[pos]
+                if packs == MAX_RECORDS_PER_BATCH or raw + size > self._raw_cap(packs + 1):
+                    full = True
+                    break
+                packs += 1
+                fill = size
+                raw += size
+                pos += 1
+            if pos:
+                start = len(batch.records)
+                batch.records.extend(records[taken : taken + pos])
+                batch.nbytes = raw
+                self.queue_records += pos
+                self.queue_bytes += totals[pos]
+                self._counters.records_put += pos
+                self._packs, self._fill = packs, fill
+                receipts.add(batch, start, len(batch.records))
+                taken += pos
+            if full:
+                self.seal()
+            elif taken < total:
+                return taken  # stopped by the bound
+        return taken
+
+    # -- batches -------------------------------------------------------------------------------
+
     def _start_batch(self) -> Batch:
         self.seal()
         batch = Batch()
         self._open = batch
         self._ledger.track(batch)
-        self._linger = asyncio.get_running_loop().call_later(self._linger_s, self.seal)
+        if self._linger_s > 0:
+            self._linger = asyncio.get_running_loop().call_later(
+                self._linger_s, self._linger_expired
+            )
+        else:
+            self._expired = True
+            self._wake(self._ready_waiter)
         return batch
 
+    def _linger_expired(self) -> None:
+        self._linger = None
+        self._expired = True
+        self._wake(self._ready_waiter)
+
     def seal(self) -> None:
-        """Make the open batch ready now (full, linger expired, flush or close)."""
+        """Make the open batch ready now (full, flush or close)."""
         batch = self._open
         if batch is None:
             return
         self._open = None
+        self._expired = False
+        self._packs = self._fill = 0
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
@@ -112,15 +250,33 @@ class Accumulator:
         self._ready.append(batch)
         self._wake(self._ready_waiter)
 
+    def poke(self) -> None:
+        """The sender's requests changed (one ended): look again whether a partial batch may
+        ship now."""
+        if self._open is not None:
+            self._wake(self._ready_waiter)
+
+    def _partial_may_ship(self) -> bool:
+        """A partial batch ships when writers are blocked on the bound (it is as full as it can
+        get), or when its linger is over and no request is on the wire (Nagle's rule: while
+        one is, more records for the next request arrive for free)."""
+        if self._room_waiter is not None and not self._room_waiter.done():
+            return True
+        return self._expired and self._counters.inflight_requests == 0
+
     async def next_batch(self) -> Batch | None:
-        """Wait for a ready batch; None once closed and nothing is left. Cancellation-safe:
-        a cancelled wait takes nothing."""
-        while not self._ready:
+        """Wait for a batch to send (the caller holds a free request slot); None once closed
+        and nothing is left. Cancellation-safe: a cancelled wait takes nothing."""
+        while True:
+            if self._ready:
+                return self._ready.popleft()
+            if self._open is not None and self._open.records and self._partial_may_ship():
+                self.seal()
+                continue
             if self._closed:
                 return None
             self._ready_waiter = asyncio.get_running_loop().create_future()
             await self._ready_waiter
-        return self._ready.popleft()
 
     def close(self) -> None:
         """Stop batching: the open batch becomes ready at once; `next_batch` ends when empty."""
@@ -172,6 +328,7 @@ class Accumulator:
         caller re-checks. Cancelling the wait is harmless."""
         if self._room_waiter is None or self._room_waiter.done():
             self._room_waiter = asyncio.get_running_loop().create_future()
+            self._wake(self._ready_waiter)  # a blocked writer lets the open batch ship
         await asyncio.shield(self._room_waiter)
 
     def wake_all(self) -> None:

@@ -5,10 +5,14 @@ Pure functions; each error names the field, the value and what was expected.
 
 from __future__ import annotations
 
+from itertools import repeat
+
 from ingest.errors import RecordTooLargeError
 from ingest.firehose.limits import MAX_RECORD_BYTES
 
-__all__ = ["check_many", "record_size", "record_sizes"]
+__all__ = ["check_many", "check_newlines", "not_newline_terminated", "record_size", "record_sizes"]
+
+_NEWLINE = b"\n"
 
 
 def record_size(record: object, largest: int) -> int:
@@ -32,6 +36,20 @@ def record_sizes(records: list[bytes], largest: int) -> list[int]:
         index = next(i for i, size in enumerate(sizes) if size > largest)
         raise _too_large(sizes[index], largest, f"records[{index}]")
     return sizes
+
+
+def check_newlines(records: list[bytes]) -> None:
+    """Packing joins events end to end: each must end with a newline, or two would merge."""
+    if not all(map(bytes.endswith, records, repeat(_NEWLINE))):  # one C-level pass
+        index = next(i for i, record in enumerate(records) if not record.endswith(_NEWLINE))
+        raise not_newline_terminated(f"records[{index}]", records[index])
+
+
+def not_newline_terminated(field: str, record: bytes) -> ValueError:
+    return ValueError(
+        f"{field}: expected a newline-terminated event (pack_bytes is set: events are packed "
+        f"end to end), got {_preview(record)}"
+    )
 
 
 def check_many(records: object) -> None:

@@ -6,8 +6,8 @@ Durations are float seconds (`_s`), sizes are bytes (`_bytes`). Invalid values r
 
 from __future__ import annotations
 
-import inspect
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -20,6 +20,12 @@ from ingest.firehose.limits import (
     MAX_RECORD_BYTES,
     STREAM_NAME_PATTERN,
 )
+from ingest.producer.packing import (
+    DEFAULT_PACK_BYTES,
+    MAX_GZIP_RAW_BYTES,
+    Compression,
+    Packer,
+)
 
 __all__ = [
     "DEFAULT_REGION",
@@ -29,13 +35,16 @@ __all__ = [
     "check_timeout",
 ]
 
+PACK_COMPRESSIONS: Final = (None, "none", "gzip")
 _REGION: Final = re.compile(r"[a-z0-9-]{2,32}")
 # Durations that cannot be 0 (a zero timeout or deadline could never succeed); others may be 0.
 _MINIMUM_S: Final = {
     "request_timeout_s": 1e-3,
     "connect_timeout_s": 1e-3,
     "record_deadline_s": 1e-3,
+    "durable_sync_interval_s": 1e-3,
 }
+DURABLE_SYNCS: Final = ("group", "interval")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +72,20 @@ class ProducerConfig:
     # One debug log line per request (outcome, records, seconds). Off by default: an app that
     # never configured structlog would otherwise print them all.
     log_requests: bool = False
+    # Record packing (see `ingest.producer.packing`): None = one event per Firehose record;
+    # N = newline-terminated events packed into records of up to N raw bytes.
+    pack_bytes: int | None = None
+    # "gzip": each packed record is one gzip member (turns packing on at 5,120 if unset).
+    pack_compression: str | None = None
+    # Write-ahead log (see `ingest.producer.durable`): None = memory only (lost on kill -9);
+    # a directory = `put` returns once the records are in the log there, and a restart
+    # resends what it holds. "group": fdatasync per group (survives power loss); "interval":
+    # fdatasync every durable_sync_interval_s (survives kill -9; faster).
+    durable_dir: str | os.PathLike[str] | None = None
+    durable_sync: str = "group"
+    durable_sync_interval_s: float = 0.2
+    # How long a full disk under durable_dir is backpressure before put raises SpoolFullError.
+    durable_full_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         _check_str(self.stream, "stream", STREAM_NAME_PATTERN, "1-64 characters of [a-zA-Z0-9_.-]")
@@ -83,6 +106,39 @@ class ProducerConfig:
         for name in ("records_per_s", "bytes_per_s"):
             if getattr(self, name) == 0:
                 raise ConfigError(f"{name}: expected a positive rate or None, got 0")
+        self._check_packing()
+        self._check_durable()
+
+    def _check_durable(self) -> None:
+        directory = self.durable_dir
+        if directory is not None and (
+            not isinstance(directory, str | os.PathLike) or not os.fspath(directory)
+        ):
+            raise ConfigError(
+                f"durable_dir: expected None or a directory path, got {directory!r}"
+            )
+        if self.durable_sync not in DURABLE_SYNCS:
+            raise ConfigError(
+                f"durable_sync: expected 'group' or 'interval', got {self.durable_sync!r}"
+            )
+
+    def _check_packing(self) -> None:
+        if self.pack_compression not in PACK_COMPRESSIONS:
+            raise ConfigError(
+                f"pack_compression: expected None, 'none' or 'gzip', got {self.pack_compression!r}"
+            )
+        if self.pack_compression == "none":
+            object.__setattr__(self, "pack_compression", None)
+        if self.pack_bytes is None:
+            if self.pack_compression is not None:  # compression needs packing: the default
+                object.__setattr__(self, "pack_bytes", DEFAULT_PACK_BYTES)
+            return
+        size = self.pack_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_RECORD_BYTES:
+            raise ConfigError(
+                f"pack_bytes: expected None (no packing) or an int from 1 to "
+                f"{MAX_RECORD_BYTES:,} (bytes per packed record), got {size!r}"
+            )
 
     @classmethod
     def from_options(cls, options: Mapping[str, object]) -> ProducerConfig:
@@ -98,8 +154,18 @@ class ProducerConfig:
 
     @property
     def largest_record_bytes(self) -> int:
-        """The largest record `put` accepts: the Firehose limit or the queue byte bound."""
-        return min(MAX_RECORD_BYTES, self.max_queue_bytes)
+        """The largest record `put` accepts: the Firehose limit (less gzip's worst-case growth
+        when packed records are compressed) or the queue byte bound."""
+        limit = MAX_GZIP_RAW_BYTES if self.pack_compression == "gzip" else MAX_RECORD_BYTES
+        return min(limit, self.max_queue_bytes)
+
+    def packer(self) -> Packer | None:
+        """The packer these options ask for, or None (no packing)."""
+        if self.pack_bytes is None:
+            return None
+        compression: Compression = "gzip" if self.pack_compression == "gzip" else None
+        size = min(self.pack_bytes, MAX_GZIP_RAW_BYTES) if compression else self.pack_bytes
+        return Packer(size, compression)
 
 
 def _check_str(value: object, name: str, pattern: re.Pattern[str], expected: str) -> None:
@@ -124,12 +190,7 @@ def check_timeout(name: str, value: object) -> None:
 
 
 def check_failure_handler(handler: object) -> None:
-    """`on_failure` must be None or a plain callable (an async one would never run)."""
+    """`on_failure` must be None or a callable: plain (called on the event loop) or ``async def``
+    (awaited; its records count as failed once it returns)."""
     if handler is not None and not callable(handler):
         raise ConfigError(f"on_failure: expected a callable or None, got {handler!r}")
-    if inspect.iscoroutinefunction(handler):
-        # Its coroutine would never be awaited: the failed records would vanish unseen.
-        raise ConfigError(
-            f"on_failure: expected a plain (non-async) callable, got coroutine function "
-            f"{handler!r}; start async work from it with asyncio.create_task"
-        )

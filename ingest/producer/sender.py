@@ -28,11 +28,13 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from ingest.errors import FirehoseError, ThrottledError
+from ingest.errors import FirehoseError, RequestTimeoutError, ServerError, ThrottledError
 from ingest.firehose.wire import PutBatchResult
 from ingest.producer.accumulator import Accumulator
 from ingest.producer.batch import Batch
+from ingest.producer.concurrency import ConcurrencyLimit, Signal
 from ingest.producer.ledger import Ledger
+from ingest.producer.packing import PackedResult, billed_total
 from ingest.producer.ratelimit import RateLimiter
 from ingest.producer.stats import RequestObservation, RequestObserver
 
@@ -81,6 +83,13 @@ def _is_retriable(exc: BaseException) -> bool:
     return isinstance(exc, FirehoseError | _EntriesFailed) and exc.retriable
 
 
+def _signal(exc: FirehoseError) -> Signal:
+    """What a failed call says about capacity: throttling, 5xx and timeouts mean "slow down"."""
+    if isinstance(exc, ThrottledError | ServerError | RequestTimeoutError):
+        return Signal.CONGESTED
+    return Signal.NEUTRAL
+
+
 def _outcome(exc: FirehoseError) -> str:
     # A retriable error's reason names a transient outcome; every other answer is the client's.
     return exc.reason if exc.retriable else "client_error"
@@ -108,7 +117,10 @@ class Sender:
         self._ledger = ledger
         self._counters = ledger.counters
         self._policy = policy
-        self._slots = asyncio.Semaphore(max_inflight)
+        # Adaptive: AIMD between 1 and max_inflight, told the outcome of every attempt.
+        self._slots = ConcurrencyLimit(max_inflight)
+        self._counters.inflight_limit = self._slots.limit
+        self._packer = accumulator.packer
         self._limiter = limiter
         self._on_fatal = on_fatal
         self._on_crash = on_crash
@@ -191,16 +203,23 @@ class Sender:
         """One PutRecordBatch for the batch's pending records; settles what it can."""
         counters = self._counters
         records = batch.pending_records()
+        if self._packer is None:
+            wire, starts = records, None
+        else:
+            wire, starts = self._packer.pack(records)
+        counters.bytes_sent += batch.nbytes if wire is batch.records else sum(map(len, wire))
         counters.inflight_requests += 1
+        epoch = self._slots.epoch()
         sticky = batch.maybe_stored
         batch.maybe_stored = True  # unknown until answered: a cancel now must say so
         started = time.monotonic()
         try:
-            result = await self._transport.put_record_batch(records)
+            result = await self._transport.put_record_batch(wire)
         except FirehoseError as exc:
             # Sticky: once an attempt may have stored the records, every later failure says so.
             batch.maybe_stored = sticky or exc.ambiguous
             self._finished(started, _outcome(exc), len(records))
+            self._adapt(_signal(exc), started, epoch)
             throttled = len(records) if isinstance(exc, ThrottledError) else 0
             counters.throttled += throttled
             if self._on_request is not None:
@@ -208,11 +227,17 @@ class Sender:
             raise
         finally:
             counters.inflight_requests -= 1
+            if counters.inflight_requests == 0:
+                self._accumulator.poke()  # a partial batch may ship now (Nagle's rule)
         batch.maybe_stored = sticky
+        self._count_billed(wire, result)
+        if starts is not None:
+            result = PackedResult(result, starts)
         outcome = "ok" if result.failed_put_count == 0 else "partial"
         self._finished(started, outcome, len(records))
         failed = self._ledger.deliver(batch, result)
         throttled = sum(isinstance(err, ThrottledError) for _, err in failed) if failed else 0
+        self._adapt(Signal.CONGESTED if throttled else Signal.OK, started, epoch)
         if self._on_request is not None:
             self._observe(started, outcome, records, len(records) - len(failed), throttled)
         if not failed:
@@ -223,6 +248,18 @@ class Sender:
         retriable = [(i, err) for i, err in failed if err.retriable]
         if retriable:
             raise _EntriesFailed(retriable)
+
+    def _adapt(self, signal: Signal, started: float, epoch: int) -> None:
+        self._slots.observe(signal, time.monotonic() - started, epoch)
+        self._counters.inflight_limit = self._slots.limit
+
+    def _count_billed(self, wire: list[bytes], result: PutBatchResult) -> None:
+        """Firehose records accepted by one 200 answer, and what they are billed."""
+        if result.failed_put_count:
+            failed = {f.index for f in result.failures()}
+            wire = [record for i, record in enumerate(wire) if i not in failed]
+        self._counters.firehose_records_delivered += len(wire)
+        self._counters.bytes_billed += billed_total(wire)
 
     def _finished(self, started: float, outcome: str, records: int) -> None:
         now = time.monotonic()

@@ -109,8 +109,12 @@ class Counters:
     """Mutable counters shared by the producer's parts (event-loop thread only)."""
 
     __slots__ = (
+        "bytes_billed",
         "bytes_delivered",
+        "bytes_sent",
         "duplicates_possible",
+        "firehose_records_delivered",
+        "inflight_limit",
         "inflight_requests",
         "last_progress_monotonic",
         "last_success_monotonic",
@@ -118,6 +122,7 @@ class Counters:
         "records_delivered",
         "records_failed",
         "records_put",
+        "records_recovered",
         "records_retried",
         "requests",
         "throttled",
@@ -132,7 +137,12 @@ class Counters:
         self.throttled = 0
         self.bytes_delivered = 0
         self.inflight_requests = 0
+        self.inflight_limit = 0
+        self.bytes_sent = 0
+        self.bytes_billed = 0
+        self.firehose_records_delivered = 0
         self.duplicates_possible = 0
+        self.records_recovered = 0
         self.latency = LatencyHistogram()
         self.last_progress_monotonic = now
         self.last_success_monotonic: float | None = None
@@ -154,6 +164,12 @@ class ProducerStats:
     records resent after an ambiguous outcome (500/502/504, connection lost, timeout).
     `last_progress_monotonic` is ``time.monotonic()`` of the last completed request, or now if
     the producer holds nothing (idle is progress).
+
+    Cost: `bytes_sent` counts the Firehose records' bytes of every attempt (before base64; packed
+    and compressed records at their sent size), `bytes_billed` the accepted Firehose records
+    rounded up to 5 KB (5,120 bytes) each, as Firehose bills ingestion, and
+    `firehose_records_delivered` those records (with packing, fewer than the events:
+    `events_per_record`). `inflight_limit` is the adaptive concurrency limit now.
     """
 
     records_put: int
@@ -172,6 +188,21 @@ class ProducerStats:
     last_success_monotonic: float | None
     closing: bool
     closed: bool
+    inflight_limit: int = 0
+    bytes_sent: int = 0
+    bytes_billed: int = 0
+    firehose_records_delivered: int = 0
+    # With durable_dir: records found in the log at start and resent (counted in records_put
+    # and in duplicates_possible: some may have been delivered before the crash).
+    records_recovered: int = 0
+
+    @property
+    def events_per_record(self) -> float:
+        """Events delivered per Firehose record delivered (1.0 without packing; 0.0 before
+        the first delivery)."""
+        if not self.firehose_records_delivered:
+            return 0.0
+        return self.records_delivered / self.firehose_records_delivered
 
     @property
     def records_failed_total(self) -> int:
@@ -210,4 +241,9 @@ class ProducerStats:
             last_success_monotonic=counters.last_success_monotonic,
             closing=closing,
             closed=closed,
+            inflight_limit=counters.inflight_limit,
+            bytes_sent=counters.bytes_sent,
+            bytes_billed=counters.bytes_billed,
+            firehose_records_delivered=counters.firehose_records_delivered,
+            records_recovered=counters.records_recovered,
         )

@@ -53,6 +53,11 @@ def add_flag(parser: argparse.ArgumentParser, key: Key) -> None:
         return
     metavar = "/".join(key.choices) if key.choices else _METAVARS[key.kind]
     # Values stay text here: the loader converts and validates every layer the same way.
+    if key.bare is not None:  # the flag alone means a sensible value (`--pack-bytes`)
+        parser.add_argument(
+            key.flag, dest=key.name, metavar=metavar, help=text, nargs="?", const=key.bare
+        )
+        return
     parser.add_argument(key.flag, dest=key.name, metavar=metavar, help=text)
 
 
