@@ -28,7 +28,13 @@ from ingest.errors import (
 )
 from ingest.firehose.client import FirehoseClient, StreamDescription
 from ingest.producer.accumulator import Accumulator
-from ingest.producer.admission import check_many, record_size, record_sizes
+from ingest.producer.admission import (
+    check_many,
+    check_newlines,
+    not_newline_terminated,
+    record_size,
+    record_sizes,
+)
 from ingest.producer.batch import Receipt, Receipts
 from ingest.producer.config import (
     DEFAULT_REGION,
@@ -105,6 +111,7 @@ class Producer:
             max_records=config.max_queue_records,
             max_bytes=config.max_queue_bytes,
             linger_s=config.linger_s,
+            packer=config.packer(),
         )
         self._sender = Sender(
             self._client,
@@ -124,6 +131,7 @@ class Producer:
             on_request=on_request,
         )
         self._largest = config.largest_record_bytes
+        self._packing = config.pack_bytes is not None  # events must then end with a newline
         self._dispatcher: asyncio.Task[None] | None = None
         self._problem: BaseException | None = None  # fatal FirehoseError or crash
         self._closing = False
@@ -168,10 +176,17 @@ class Producer:
         the producer. Cancelling the wait queues nothing."""
         if timeout is not None:  # skips a call per record on the hot path
             check_timeout("timeout", timeout)
-        size = self._admit(record)
-        if not self._acc.has_room(size):
-            await self._acc.wait_for_room(size, timeout, self._check_open, accepted=0)
-        return self._acc.append(record, size)
+        # The checks of `_admit` and `has_room`, inlined: this is the per-event path.
+        acc = self._acc
+        if type(record) is bytes and not self._packing:
+            size = len(record)
+            if size > self._largest or self._dispatcher is None or self._closing or self._problem:
+                size = self._admit(record)  # raises the precise error
+        else:
+            size = self._admit(record)
+        if acc.queue_records >= acc.max_records or acc.queue_bytes + size > acc.max_bytes:
+            await acc.wait_for_room(size, timeout, self._check_open, accepted=0)
+        return acc.append(record, size)
 
     def put_nowait(self, record: bytes) -> Receipt:
         """Queue one record or raise `QueueFullError` at once (plus the errors of `put`)."""
@@ -202,11 +217,17 @@ class Producer:
 
     def _admit(self, record: object) -> int:
         self._check_open()
-        return record_size(record, self._largest)
+        size = record_size(record, self._largest)
+        if self._packing and not record.endswith(b"\n"):  # type: ignore[attr-defined]
+            raise not_newline_terminated("record", record)  # type: ignore[arg-type]
+        return size
 
     def _admit_many(self, records: list[bytes]) -> list[int]:
         self._check_open()
-        return record_sizes(records, self._largest)
+        sizes = record_sizes(records, self._largest)
+        if self._packing:
+            check_newlines(records)
+        return sizes
 
     def _check_open(self) -> None:
         if self._problem is not None:

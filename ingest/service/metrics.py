@@ -145,6 +145,21 @@ def _counters(stats: ProducerStats) -> Iterator[Metric]:
             "Records sent again after an ambiguous outcome (they may be stored twice).",
             stats.duplicates_possible,
         ),
+        (
+            "ingest_sent_bytes",
+            "Bytes of the Firehose records of every attempt (packed/compressed as sent).",
+            stats.bytes_sent,
+        ),
+        (
+            "ingest_billed_bytes",
+            "Bytes Firehose bills for the records it accepted (each rounded up to 5 KB).",
+            stats.bytes_billed,
+        ),
+        (
+            "ingest_firehose_records_delivered",
+            "Firehose records accepted (with packing, each holds several events).",
+            stats.firehose_records_delivered,
+        ),
     )
     values: dict[str, int] = {}
     for name, doc, value in plain:
@@ -183,6 +198,16 @@ def _gauges(stats: ProducerStats) -> Iterator[Metric]:
         "ingest_inflight_requests",
         "PutRecordBatch requests sent and not yet answered.",
         stats.inflight_requests,
+    )
+    yield GaugeMetricFamily(
+        "ingest_inflight_limit",
+        "Requests allowed in flight now (adaptive: shrinks on throttling and 5xx, grows back).",
+        stats.inflight_limit,
+    )
+    yield GaugeMetricFamily(
+        "ingest_events_per_record",
+        "Events per Firehose record delivered (1 without packing).",
+        stats.events_per_record,
     )
 
 
