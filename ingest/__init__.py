@@ -31,6 +31,7 @@ from ingest.errors import (
     ServerError,
     StreamNotFoundError,
     ThrottledError,
+    TlsError,
 )
 from ingest.events import EventGenerator
 from ingest.firehose import StreamDescription
@@ -77,6 +78,7 @@ __all__ = [
     "StreamDescription",
     "StreamNotFoundError",
     "ThrottledError",
+    "TlsError",
     "__version__",
     "log_failures",
 ]

@@ -10,6 +10,10 @@ IngestError                          root: `except IngestError` catches everythi
 │   ├── PutTimeoutError (+TimeoutError)  put(timeout=...) waited too long for space
 │   ├── RecordTooLargeError (+ValueError) record over 1,024,000 bytes or the queue byte bound
 │   └── RecordFailedError            awaited receipt of a record whose fate is "failed"
+├── SpoolError                       the dead-letter spool or the --durable log
+│   ├── SpoolFullError               byte bound or disk full past the backpressure deadline
+│   ├── SpoolLockedError             another process holds the log's lock
+│   └── SpoolIOError                 a write or fsync failed and could not be repaired
 └── FirehoseError(code, message)     an answer (or non-answer) of the Firehose endpoint
     ├── StreamNotFoundError          ResourceNotFoundException                      fatal
     ├── AccessDeniedError            AccessDeniedException, HTTP 403                fatal
@@ -20,6 +24,7 @@ IngestError                          root: `except IngestError` catches everythi
     ├── ThrottledError               ServiceUnavailableException, 429          retriable
     ├── ServerError                  HTTP 5xx, InternalFailure                 retriable
     ├── FirehoseConnectionError      refused / reset connection                retriable
+    ├── TlsError                     certificate not trusted, TLS handshake failed  fatal
     └── RequestTimeoutError          no complete answer in time                retriable
 ```
 
@@ -187,3 +192,29 @@ class RequestTimeoutError(FirehoseError):
 
     reason = "timeout"
     retriable = True
+
+
+class TlsError(FirehoseError):
+    """The endpoint's certificate is not trusted (CA bundle, host name) or the TLS handshake
+    failed. Nothing was sent; every request fails the same way until the trust settings
+    (``AWS_CA_BUNDLE``, the profile's ``ca_bundle``, ``verify``) or the endpoint change."""
+
+    reason = "tls"
+    fatal = True
+
+
+class SpoolError(IngestError):
+    """A segment log (the dead-letter spool or the `--durable` log) cannot do what was asked."""
+
+
+class SpoolFullError(SpoolError):
+    """The spool or durable log is at its byte bound or its disk is full, and stayed so past
+    the backpressure deadline: the records were NOT stored there (never a silent drop)."""
+
+
+class SpoolLockedError(SpoolError):
+    """Another process (a running `ingest run` or `ingest replay`) holds the log's lock."""
+
+
+class SpoolIOError(SpoolError):
+    """Writing or syncing the log failed and could not be repaired (e.g. fsync failed twice)."""

@@ -14,7 +14,9 @@ import argparse
 import asyncio
 import dataclasses
 import errno
+import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -97,6 +99,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="on SIGTERM/SIGINT, retry writes that fail (disk full, S3 down) for up to S "
         "seconds before giving up with exit 1 (default %(default)s)",
     )
+    p.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="PEM",
+        help="serve HTTPS with this certificate (chain) file; needs --tls-key",
+    )
+    p.add_argument("--tls-key", type=Path, metavar="PEM", help="the private key of --tls-cert")
     _add_s3_flags(p)
     _add_layout_flags(p)
     _add_quota_flags(p)
@@ -248,6 +257,8 @@ def options_from_args(args: argparse.Namespace) -> EmulatorOptions:
         file_extension=args.file_extension,
         custom_time_zone=args.custom_time_zone,
         stop_timeout_s=args.stop_timeout,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
         streams=tuple(args.create_stream or (DEFAULT_STREAM,)),
         buffer_size_bytes=args.buffer_size_bytes,
         buffer_interval_s=args.buffer_interval,
@@ -313,20 +324,30 @@ def run_command(args: argparse.Namespace) -> int:
     except ValueError as error:
         return _usage_error(_flag_names(str(error)))
     # Log lines go to stderr: stdout carries the ready line that scripts wait for.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    )
     return asyncio.run(_serve(emulator))
 
 
+#: EmulatorOptions fields set by flags whose names differ from the field's.
+_FLAG_OF_OPTION = {"stop_timeout_s": "stop-timeout", "buffer_interval_s": "buffer-interval"}
+_OPTION_WORD = re.compile(
+    r"\b(s3_endpoint_url|s3_bucket|data_dir|error_output_prefix|prefix|"
+    r"file_extension|custom_time_zone|compression|stop_timeout_s|tls_cert|tls_key)\b(=?)"
+)
+
+
 def _flag_names(message: str) -> str:
-    """``s3_bucket='x': ...`` -> ``--s3-bucket 'x': ...``: name the flag the user typed."""
-    option, sep, rest = message.partition("=")
-    if sep and option.isidentifier():
-        return f"--{option.replace('_', '-')} {rest}"
-    return (
-        message.replace("s3_endpoint_url", "--s3-endpoint-url")
-        .replace("data_dir and s3_bucket", "--data-dir and --s3-bucket")
-        .replace("needs s3_bucket", "needs --s3-bucket")
-    )
+    """``s3_bucket='x': ...`` -> ``--s3-bucket 'x': ...``: name the flags the user typed."""
+
+    def flag(match: re.Match[str]) -> str:
+        option = match.group(1)
+        name = _FLAG_OF_OPTION.get(option, option.replace("_", "-"))
+        return f"--{name}" + (" " if match.group(2) else "")
+
+    return _OPTION_WORD.sub(flag, message)
 
 
 def _usage_error(text: str) -> int:

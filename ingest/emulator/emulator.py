@@ -62,7 +62,7 @@ class Emulator:
 
     @property
     def endpoint_url(self) -> str:
-        """``http://host:port`` once started; RuntimeError before."""
+        """``http://host:port`` (``https://`` with TLS) once started; RuntimeError before."""
         if self._endpoint_url is None:
             raise RuntimeError("the emulator is not started: call `await emulator.start()`")
         return self._endpoint_url
@@ -108,7 +108,13 @@ class Emulator:
         await runner.setup()
         # A deep accept queue: queued connections hold no fd of ours, and a client queued behind
         # a burst of reconnecting slow clients is accepted without a SYN retry.
-        site = web.TCPSite(runner, self.options.host, self.options.port, backlog=1024)
+        site = web.TCPSite(
+            runner,
+            self.options.host,
+            self.options.port,
+            backlog=1024,
+            ssl_context=self.options.ssl_context(),
+        )
         try:
             await site.start()
         except BaseException:
@@ -118,7 +124,8 @@ class Emulator:
         self._runner, self._handler = runner, handler
         host, port = runner.addresses[0][:2]
         host = f"[{host}]" if ":" in host else host  # an IPv6 address needs brackets in a URL
-        self._endpoint_url = f"http://{host}:{port}"
+        scheme = "http" if self.options.tls_cert is None else "https"
+        self._endpoint_url = f"{scheme}://{host}:{port}"
 
     async def stop(self) -> None:
         """Stop listening, then write every buffered record.

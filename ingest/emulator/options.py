@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,6 +141,8 @@ class EmulatorOptions:
     ``stop_timeout_s``: on stop, how long failed writes of buffered records are retried.
     ``record_log`` keeps every stored record in memory for ``stored_records``; it grows with
     the run, so the CLI turns it off (in-process use and tests keep it on).
+    ``tls_cert`` and ``tls_key`` (PEM files, both or neither) make it serve HTTPS, as Firehose
+    does, so clients' CA bundle and proxy settings can be tried against it.
     """
 
     host: str = "127.0.0.1"
@@ -162,6 +165,8 @@ class EmulatorOptions:
     custom_time_zone: str | None = None
     compression: str = "UNCOMPRESSED"
     stop_timeout_s: float = DEFAULT_STOP_TIMEOUT_S
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     def __post_init__(self) -> None:
         streams: object = self.streams  # typed as a tuple, but callers may pass anything
@@ -180,6 +185,35 @@ class EmulatorOptions:
         check_region(self.region)
         _check_non_negative("stop_timeout_s", self.stop_timeout_s)
         self._check_destination()
+        self._check_tls()
+
+    def _check_tls(self) -> None:
+        for name in ("tls_cert", "tls_key"):
+            value: object = getattr(self, name)
+            if isinstance(value, str | os.PathLike):
+                object.__setattr__(self, name, Path(value))
+        if (self.tls_cert is None) != (self.tls_key is None):
+            given, missing = (
+                ("tls_cert", "tls_key") if self.tls_key is None else ("tls_key", "tls_cert")
+            )
+            raise ValueError(f"{given}={str(getattr(self, given))!r}: expected {missing} too")
+        self.ssl_context()  # an unreadable or mismatched pair fails here, not at start
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context from ``tls_cert``/``tls_key``, or None (plain HTTP).
+        ValueError names the files when they cannot be loaded."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ValueError(
+                f"tls_cert={str(self.tls_cert)!r}: cannot load it with tls_key="
+                f"{str(self.tls_key)!r} ({reason}); expected a PEM certificate and its key"
+            ) from None
+        return context
 
     def _check_destination(self) -> None:
         # Imported here: options.py stays importable without the delivery modules.
@@ -202,7 +236,9 @@ class EmulatorOptions:
             Layout.from_config(self.layout_config())
         except LayoutError as error:
             option = LAYOUT_OPTIONS[error.field]
-            raise ValueError(f"{option}={getattr(self, option)!r}: {error.message}") from None
+            value = getattr(self, option)
+            given = f"{option}={value!r}" if value is not None else f"{option} is needed"
+            raise ValueError(f"{given}: {error.message}") from None
 
     def layout_config(self) -> dict[str, str]:
         """The layout options as CreateDeliveryStream destination fields (unset ones left out)."""

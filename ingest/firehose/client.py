@@ -4,7 +4,11 @@ Control plane (DescribeDeliveryStream) goes through an aioboto3 client, which al
 session, credentials, region and endpoint. The data plane (PutRecordBatch) is posted with
 aiohttp: the body is built by concatenation (`wire`), signed with botocore's SigV4 signer
 (`signing`) and the answer parsed with orjson, because botocore's per-entry serialisation and
-parsing would cost more CPU than everything else in the producer together.
+parsing would cost more CPU than everything else in the producer together. Its TLS and proxy
+settings are the ones botocore resolved for the Describe call (`transport`): the same CA
+bundle (``AWS_CA_BUNDLE``, the profile's ``ca_bundle``), ``verify``, and proxy
+(``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, or the ``proxies`` config); the endpoint itself,
+FIPS and dual-stack included, comes from botocore's resolver.
 
 botocore is configured with one attempt (``total_max_attempts=1``): retries belong to the
 producer's retry policy alone.
@@ -28,6 +32,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     PartialCredentialsError,
     ReadTimeoutError,
+    SSLError,
 )
 
 from ingest.errors import (
@@ -35,9 +40,11 @@ from ingest.errors import (
     FirehoseError,
     InvalidArgumentError,
     RequestTimeoutError,
+    TlsError,
 )
 from ingest.firehose.classify import error_from_http
 from ingest.firehose.signing import RequestSigner, missing_credentials_error
+from ingest.firehose.transport import Transport, resolve_transport
 from ingest.firehose.wire import (
     PutBatchResult,
     encode_put_record_batch,
@@ -64,6 +71,10 @@ class FirehoseClient:
 
     `request_timeout_s` bounds one PutRecordBatch call (connect + send + answer);
     `max_connections` sizes the HTTP connection pool (the producer passes its max_inflight).
+    `verify` is botocore's: None (default) resolves the CA bundle as botocore does, False turns
+    certificate checks off, a path names a CA bundle. `proxies` and `proxies_config` are the
+    botocore client config's (e.g. ``{"https": "http://proxy:3128"}``); None uses the
+    environment (``HTTPS_PROXY``, ``NO_PROXY``, ...), as botocore does.
     """
 
     def __init__(
@@ -76,10 +87,18 @@ class FirehoseClient:
         connect_timeout_s: float = 5.0,
         max_connections: int = 8,
         session: aioboto3.Session | None = None,
+        verify: bool | str | None = None,
+        proxies: dict[str, str] | None = None,
+        proxies_config: dict[str, Any] | None = None,
     ) -> None:
         self.stream = stream
         self.region = region
         self.endpoint_url = endpoint_url
+        self._requested_endpoint_url = endpoint_url
+        self._verify = verify
+        self._proxies = proxies
+        self._proxies_config = proxies_config
+        self.transport = Transport()
         self._request_timeout_s = request_timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._max_connections = max_connections
@@ -91,6 +110,8 @@ class FirehoseClient:
         self._http: aiohttp.ClientSession | None = None
         self._signer: RequestSigner | None = None
         self._url = ""
+        self._proxy: str | None = None
+        self._proxy_headers: dict[str, str] | None = None
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -112,32 +133,58 @@ class FirehoseClient:
 
     async def _open(self) -> None:
         session = self._session or aioboto3.Session(region_name=self.region)
-        config = AioConfig(
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=self._connect_timeout_s,
-            read_timeout=self._request_timeout_s,
-        )
-        self._boto = await self._stack.enter_async_context(
-            session.client(
-                "firehose",
-                region_name=self.region,
-                endpoint_url=self.endpoint_url,
-                config=config,
-            )
-        )
-        self.endpoint_url = str(self._boto.meta.endpoint_url)
-        self._url = self.endpoint_url.rstrip("/") + "/"
+        self._boto = await self._boto_client(session, self._proxies_config)
+        transport = resolve_transport(self._boto, self._endpoint())
+        if transport.proxy and transport.verify is not False and not transport.proxy_ca_bundle:
+            # aiobotocore checks no certificate on a proxied connection unless proxies_config
+            # names a proxy_ca_bundle (its connector then loads that and the CA bundle): name
+            # the resolved bundle, so the Describe call trusts exactly what PutRecordBatch does.
+            await self._stack.aclose()
+            fixed = {**(self._proxies_config or {}), "proxy_ca_bundle": transport.ca_bundle}
+            self._boto = await self._boto_client(session, fixed)
+            transport = resolve_transport(self._boto, self._endpoint())
+        self.transport = transport
+        self._url = self._endpoint().rstrip("/") + "/"
+        self._proxy = transport.proxy
+        self._proxy_headers = transport.proxy_headers or None
+        ssl_context = transport.ssl_context()
         credentials = session.get_credentials()
         if inspect.isawaitable(credentials):
             credentials = await credentials
         self._signer = RequestSigner(credentials, self.region)
         self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._max_connections),
+            connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=ssl_context),
             timeout=aiohttp.ClientTimeout(
                 total=self._request_timeout_s, sock_connect=self._connect_timeout_s
             ),
         )
         self._stack.push_async_callback(self._http.close)
+
+    async def _boto_client(
+        self, session: aioboto3.Session, proxies_config: dict[str, Any] | None
+    ) -> Any:
+        """The aioboto3 client (entered on the exit stack), with one attempt per call."""
+        config = AioConfig(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=self._connect_timeout_s,
+            read_timeout=self._request_timeout_s,
+            proxies=self._proxies,
+            proxies_config=proxies_config,
+        )
+        client = await self._stack.enter_async_context(
+            session.client(
+                "firehose",
+                region_name=self.region,
+                endpoint_url=self._requested_endpoint_url,
+                config=config,
+                verify=self._verify,
+            )
+        )
+        self.endpoint_url = str(client.meta.endpoint_url)
+        return client
+
+    def _endpoint(self) -> str:
+        return str(self.endpoint_url)
 
     async def close(self) -> None:
         """Close the HTTP pool and the aioboto3 client. Idempotent."""
@@ -158,11 +205,29 @@ class FirehoseClient:
         # aiohttp warns about (and would write in one piece) bodies over 1 MiB given as bytes.
         data: bytes | io.BytesIO = io.BytesIO(body) if len(body) > _LARGE_BODY_BYTES else body
         try:
-            async with self._http.post(self._url, data=data, headers=headers) as response:
+            async with self._http.post(
+                self._url,
+                data=data,
+                headers=headers,
+                proxy=self._proxy,
+                proxy_headers=self._proxy_headers,
+            ) as response:
                 payload = await response.read()
                 status = response.status
                 request_id = response.headers.get("x-amzn-RequestId")
                 error_type = response.headers.get("x-amzn-ErrorType")
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise self._tls_error("TlsCertificateNotTrusted", exc.certificate_error) from exc
+        except aiohttp.ClientSSLError as exc:
+            raise self._tls_error("TlsHandshakeFailed", exc) from exc
+        except aiohttp.ClientProxyConnectionError as exc:
+            # The proxy itself could not be reached: nothing can have been stored.
+            message = f"proxy {self._proxy} unreachable: {_describe(exc)}"
+            raise FirehoseConnectionError("ProxyConnectFailed", message) from exc
+        except aiohttp.ClientHttpProxyError as exc:
+            # The proxy refused the CONNECT (e.g. 403, 407): the endpoint was never reached.
+            message = f"proxy {self._proxy} answered {exc.status} {exc.message} to CONNECT"
+            raise FirehoseConnectionError("ProxyRefused", message, status=exc.status) from exc
         except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
             # Never connected: nothing can have been stored.
             raise FirehoseConnectionError("ConnectFailed", _describe(exc)) from exc
@@ -186,6 +251,8 @@ class FirehoseClient:
             raise missing_credentials_error() from None
         except ClientError as exc:
             raise self._located(_from_client_error(exc)) from None
+        except SSLError as exc:
+            raise self._tls_error("TlsCertificateNotTrusted", exc.kwargs.get("error", exc)) from exc
         except (ConnectTimeoutError, ReadTimeoutError) as exc:
             raise RequestTimeoutError("RequestTimeout", str(exc)) from exc
         except BotoCoreError as exc:
@@ -215,6 +282,11 @@ class FirehoseClient:
                 "StreamNotActive", f"stream {self.stream!r} is {described.status}"
             )
         return described
+
+    def _tls_error(self, code: str, cause: object) -> TlsError:
+        """A fatal TLS error naming the endpoint and what was trusted (a wrong CA bundle, a
+        missing one, or a certificate for another host name all end here)."""
+        return TlsError(code, f"{self._url}: {cause} ({self.transport.describe()})")
 
     def _located(self, error: FirehoseError) -> FirehoseError:
         """A fatal error names the stream and region: a typo or a wrong region shows at once."""

@@ -1,0 +1,297 @@
+"""TLS and proxies on the data path, as botocore applies them to the Describe call.
+
+For real: trustme makes a CA and a certificate for 127.0.0.1, the emulator serves HTTPS with it
+(`ingest emulator --tls-cert/--tls-key` in its own process, or in-process), and proxy.py, an
+HTTP CONNECT proxy from PyPI, runs on 127.0.0.1 in another process. Its access log (one line per
+tunnel, written when the tunnel closes) shows which connections went through it. The producer's
+network path is not patched anywhere: only the environment botocore reads is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trustme
+
+from ingest import ConfigError, EventGenerator, Producer, RecordFailedError, TlsError
+from ingest.emulator import Emulator
+from ingest.firehose.client import FirehoseClient
+from tests.conftest import free_port
+
+STREAM = "aws-ml-cert"
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy")
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: Path  # the CA that signed the emulator's certificate
+    wrong_ca: Path  # another CA: trusting only it must fail
+    cert: Path
+    key: Path
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    out = tmp_path_factory.mktemp("pki")
+    ca, wrong = trustme.CA(), trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    ca.cert_pem.write_to_path(str(out / "ca.pem"))
+    wrong.cert_pem.write_to_path(str(out / "wrong-ca.pem"))
+    server.private_key_pem.write_to_path(str(out / "key.pem"))
+    server.cert_chain_pems[0].write_to_path(str(out / "cert.pem"))
+    for blob in server.cert_chain_pems[1:]:
+        blob.write_to_path(str(out / "cert.pem"), append=True)
+    return Pki(out / "ca.pem", out / "wrong-ca.pem", out / "cert.pem", out / "key.pem")
+
+
+@dataclass(frozen=True)
+class Proxy:
+    url: str
+    log: Path
+
+    def tunnels_to(self, port: int) -> list[int]:
+        """Bytes carried by each closed CONNECT tunnel to 127.0.0.1:`port`, in log order."""
+        text = self.log.read_text("utf-8", "replace")
+        pattern = rf" - CONNECT 127\.0\.0\.1:{port} - (\d+) bytes"
+        return [int(n) for n in re.findall(pattern, text)]
+
+    async def wait_tunnels(self, port: int, count: int, timeout_s: float = 10.0) -> list[int]:
+        """The tunnels to `port` once at least `count` were logged (tunnels log on close)."""
+        deadline = time.monotonic() + timeout_s
+        found = self.tunnels_to(port)
+        for _ in range(int(timeout_s / 0.05)):  # a log file gives nothing to wait on but time
+            if len(found) >= count or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+            found = self.tunnels_to(port)
+        return found
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    """proxy.py on 127.0.0.1 in its own process, logging every tunnel."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("proxy") / "proxy.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "proxy", "--hostname", "127.0.0.1", "--port", str(port),
+             "--num-workers", "1", "--num-acceptors", "1", "--log-level", "INFO"],
+            stdout=sink, stderr=subprocess.STDOUT, env=_without_proxies(os.environ),
+        )  # fmt: skip
+    try:
+        _wait_listening(port, process)
+        yield Proxy(f"http://127.0.0.1:{port}", log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _without_proxies(env: os._Environ[str] | dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k not in PROXY_VARIABLES}
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"proxy.py exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("proxy.py did not start listening")
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No proxy variables from the machine; each test sets what it tries."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+async def tls_emulator(pki: Pki, tmp_path: Path) -> AsyncIterator[Emulator]:
+    async with Emulator(data_dir=tmp_path / "data", tls_cert=pki.cert, tls_key=pki.key) as running:
+        yield running
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].rstrip("/"))
+
+
+async def describe_and_put(client: FirehoseClient, records: list[bytes]) -> None:
+    """One DescribeDeliveryStream (botocore's pool), then one PutRecordBatch (ours)."""
+    async with client:
+        described = await client.describe_stream()
+        assert described.name == STREAM
+        result = await client.put_record_batch(records)
+        assert result.failed_put_count == 0
+
+
+@dataclass
+class EmulatorProcess:
+    port: int
+    data_dir: Path
+    process: subprocess.Popen[str]
+
+    def stop(self) -> int:
+        """SIGTERM (flushes buffered records to files); the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        self.process.communicate(timeout=20)
+        return self.process.returncode
+
+
+@pytest.fixture
+def emulator_process(pki: Pki, tmp_path: Path) -> Iterator[EmulatorProcess]:
+    """`ingest emulator --tls-cert/--tls-key` in its own process, once it said it listens."""
+    port = free_port()
+    data = tmp_path / "data"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ingest", "emulator", "--port", str(port), "--data-dir",
+         str(data), "--tls-cert", str(pki.cert), "--tls-key", str(pki.key)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=_without_proxies(os.environ),
+    )  # fmt: skip
+    running = EmulatorProcess(port, data, process)
+    try:
+        assert process.stdout is not None
+        ready = process.stdout.readline().strip()
+        assert ready == f"emulator listening on https://127.0.0.1:{port}", ready
+        yield running
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def test_describe_and_put_go_through_the_https_proxy_and_trust_aws_ca_bundle(
+    pki: Pki, proxy: Proxy, env: pytest.MonkeyPatch, emulator_process: EmulatorProcess
+) -> None:
+    """HTTPS_PROXY and AWS_CA_BUNDLE from the environment, the emulator in its own process. The
+    machine's REQUESTS_CA_BUNDLE (if any) does not trust our CA: AWS_CA_BUNDLE outranks it, for
+    both calls."""
+    env.setenv("AWS_CA_BUNDLE", str(pki.ca))
+    env.setenv("HTTPS_PROXY", proxy.url)
+    port = emulator_process.port
+    events = EventGenerator().batch(50)
+    async with Producer(STREAM, endpoint_url=f"https://127.0.0.1:{port}") as producer:
+        await producer.check_target()  # DescribeDeliveryStream
+        failed = await (await producer.put_many(events)).wait()
+    assert failed == []
+    assert producer.stats().records_delivered == 50
+    assert emulator_process.stop() == 0
+    files = [p for p in emulator_process.data_dir.rglob("*") if p.is_file()]
+    assert b"".join(p.read_bytes() for p in files).count(b"\n") == 50
+    # Two pools, two tunnels: botocore's (Describe) and the data path's (PutRecordBatch).
+    tunnels = await proxy.wait_tunnels(port, 2)
+    assert len(tunnels) == 2, tunnels
+    assert all(carried > 0 for carried in tunnels), tunnels
+
+
+async def test_botocore_proxies_config_is_used_by_both_calls(
+    pki: Pki, proxy: Proxy, env: pytest.MonkeyPatch, tls_emulator: Emulator
+) -> None:
+    env.setenv("AWS_CA_BUNDLE", str(pki.ca))
+    client = FirehoseClient(
+        STREAM,
+        region="us-east-1",
+        endpoint_url=tls_emulator.endpoint_url,
+        proxies={"https": proxy.url},
+    )
+    await describe_and_put(client, [b'{"a":1}\n'])
+    assert client.transport.proxy == proxy.url
+    assert client.transport.ca_bundle == str(pki.ca)
+    assert len(await proxy.wait_tunnels(port_of(tls_emulator.endpoint_url), 2)) == 2
+    assert len(tls_emulator.stored_records(STREAM)) == 1
+
+
+async def test_no_proxy_sends_both_calls_direct(
+    pki: Pki, proxy: Proxy, env: pytest.MonkeyPatch, tls_emulator: Emulator
+) -> None:
+    env.setenv("AWS_CA_BUNDLE", str(pki.ca))
+    env.setenv("HTTPS_PROXY", proxy.url)
+    env.setenv("NO_PROXY", "localhost,127.0.0.1")
+    client = FirehoseClient(STREAM, region="us-east-1", endpoint_url=tls_emulator.endpoint_url)
+    await describe_and_put(client, [b'{"a":1}\n', b'{"a":2}\n'])
+    assert client.transport.proxy is None
+    assert len(tls_emulator.stored_records(STREAM)) == 2
+    await asyncio.sleep(0.3)  # a tunnel would have been logged when the client closed it
+    assert proxy.tunnels_to(port_of(tls_emulator.endpoint_url)) == []
+
+
+@pytest.mark.parametrize("via_proxy", [False, True])
+async def test_an_untrusted_certificate_is_a_fatal_tls_error_for_both_calls(
+    pki: Pki, proxy: Proxy, env: pytest.MonkeyPatch, tls_emulator: Emulator, via_proxy: bool
+) -> None:
+    env.setenv("AWS_CA_BUNDLE", str(pki.wrong_ca))
+    if via_proxy:
+        env.setenv("HTTPS_PROXY", proxy.url)
+    async with FirehoseClient(
+        STREAM, region="us-east-1", endpoint_url=tls_emulator.endpoint_url
+    ) as client:
+        with pytest.raises(TlsError) as described:
+            await client.describe_stream()
+        with pytest.raises(TlsError) as put:
+            await client.put_record_batch([b'{"a":1}\n'])
+    for error in (described.value, put.value):
+        assert error.fatal
+        assert not error.retriable
+        assert error.reason == "tls"
+        assert "certificate verify failed" in str(error)
+        assert f"CA bundle {pki.wrong_ca}" in str(error)  # says what was trusted
+    assert tls_emulator.stored_records(STREAM) == []
+
+
+async def test_the_producer_stops_at_once_on_an_untrusted_certificate(
+    pki: Pki, env: pytest.MonkeyPatch, tls_emulator: Emulator
+) -> None:
+    """Not retried until the record deadline: the receipt fails with reason tls at once."""
+    env.setenv("AWS_CA_BUNDLE", str(pki.wrong_ca))
+    started = time.monotonic()
+    async with Producer(STREAM, endpoint_url=tls_emulator.endpoint_url) as producer:
+        receipt = await producer.put(b'{"a":1}\n')
+        with pytest.raises(RecordFailedError) as failure:
+            await receipt
+    assert failure.value.reason == "tls"
+    assert "certificate verify failed" in str(failure.value)
+    assert failure.value.attempts == 1
+    assert producer.stats().records_failed.get("tls") == 1
+    assert time.monotonic() - started < 10  # the default record deadline is 120 s
+
+
+async def test_verify_false_skips_the_certificate_check(
+    pki: Pki, env: pytest.MonkeyPatch, tls_emulator: Emulator
+) -> None:
+    env.setenv("AWS_CA_BUNDLE", str(pki.wrong_ca))
+    client = FirehoseClient(
+        STREAM, region="us-east-1", endpoint_url=tls_emulator.endpoint_url, verify=False
+    )
+    await describe_and_put(client, [b'{"a":1}\n'])
+    assert client.transport.verify is False
+    assert len(tls_emulator.stored_records(STREAM)) == 1
+
+
+async def test_a_missing_ca_bundle_is_a_configuration_error(
+    env: pytest.MonkeyPatch, tls_emulator: Emulator, tmp_path: Path
+) -> None:
+    env.setenv("AWS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    client = FirehoseClient(STREAM, region="us-east-1", endpoint_url=tls_emulator.endpoint_url)
+    with pytest.raises(ConfigError, match=r"ca_bundle: cannot use CA bundle .*missing\.pem"):
+        await client.start()
