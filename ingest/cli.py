@@ -22,7 +22,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 def build_parser() -> argparse.ArgumentParser:
     from ingest.emulator import cli as emulator_cli
+    from ingest.loadtest import cli as loadtest_cli
     from ingest.service import cli as service_cli
+    from ingest.spool import cli as spool_cli
     from ingest.verify import cli as verify_cli
 
     parser = argparse.ArgumentParser(
@@ -34,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     service_cli.register(subparsers)
     emulator_cli.register(subparsers)
     verify_cli.register(subparsers)
+    spool_cli.register(subparsers)
+    loadtest_cli.register(subparsers)
     return parser
 
 

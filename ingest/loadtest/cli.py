@@ -1,0 +1,137 @@
+"""`ingest loadtest` (flags generated from the configuration keys) and `ingest loadtest merge`.
+
+Exit codes: 0 the test ran and reported (a missed target or throttling is a finding, not a
+failure), 1 it could not run (target unusable, producer refused records) or `merge` lacks a
+fleet index, 2 usage or configuration error (also an unreadable report for `merge`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from ingest.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from ingest.errors import ConfigError
+from ingest.events import EventGenerator
+from ingest.loadtest.settings import ALL_KEYS, FLAG_KEYS, LoadtestSettings, load_loadtest_config
+from ingest.service.cli import add_flag, flags_from_args
+from ingest.service.config import CONFIG_ENV, ServiceConfig, unknown_env
+
+PROG = "ingest loadtest"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `loadtest` (and its `merge`) to the `ingest` dispatcher."""
+    parser = subparsers.add_parser(
+        "loadtest",
+        allow_abbrev=False,
+        help="load-test a delivery stream: rate profiles, --find-max, live progress, reports",
+        description=(
+            "Load-test a Firehose delivery stream with the producer of `ingest run` (same keys, "
+            "flags, INGEST_* environment and --config TOML file). Profiles: constant (--rate), "
+            "ramp (--rate to --ramp-to over --duration), steps (--rate plus --step every "
+            "--step-every seconds, up to --ramp-to); or --find-max. Prints a report table; "
+            "--report FILE.json and --html FILE.html write it to files. A fleet of N processes "
+            "(--fleet-size, --fleet-index or JOB_COMPLETION_INDEX, --test-id) forms one test: "
+            "merge their reports with `ingest loadtest merge`. Exit codes: 0 the test ran, "
+            "1 it could not run, 2 usage or configuration error."
+        ),
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help=f"TOML file with configuration keys (env {CONFIG_ENV})"
+    )
+    for key in FLAG_KEYS:
+        add_flag(parser, key)
+    parser.set_defaults(handler=loadtest_command)
+    sub = parser.add_subparsers(dest="loadtest_command", metavar="merge", required=False)
+    merge = sub.add_parser(
+        "merge",
+        allow_abbrev=False,
+        help="merge the JSON reports of a fleet into one report",
+        description=(
+            "Merge the --report files of the N processes of one test into one report (table on "
+            "stdout, --report JSON, --html charts). Exit 1 naming any missing fleet index, "
+            "2 when a report cannot be read."
+        ),
+    )
+    merge.add_argument("reports", nargs="+", metavar="REPORT", type=Path, help="JSON reports")
+    merge.add_argument("--report", type=Path, metavar="FILE", help="write the merged JSON here")
+    merge.add_argument("--html", type=Path, metavar="FILE", help="write the merged HTML here")
+    merge.set_defaults(handler=merge_command)
+
+
+def loadtest_command(args: argparse.Namespace) -> int:
+    try:
+        config, settings = load_loadtest_config(flags_from_args(args, ALL_KEYS))
+        events = EventGenerator(run_id=config.run_id, event_size=config.event_size)
+    except ConfigError as exc:
+        print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return _run(config, settings, events)
+
+
+def _run(config: ServiceConfig, settings: LoadtestSettings, events: EventGenerator) -> int:
+    # Imported here so `--help` and `merge` skip the producer, aioboto3 and rich.
+    import structlog
+
+    from ingest.loadtest.run import run_loadtest
+    from ingest.service.logging import bind_run, configure_logging, tell_user
+
+    json_logs = configure_logging(config.log_level, config.log_format)
+    bind_run(run_id=events.run_id, stream=config.stream)
+    try:
+        return asyncio.run(
+            run_loadtest(
+                config,
+                settings,
+                events,
+                json_logs=json_logs,
+                unknown_env=unknown_env(os.environ, ALL_KEYS),
+            )
+        )
+    except ConfigError as exc:  # found once running, e.g. an unusable local data dir
+        tell_user(f"configuration error: {exc}", "configuration_error")
+        return EXIT_USAGE
+    except Exception:  # a bug: one log line with the traceback
+        structlog.get_logger(__name__).exception("loadtest_crashed")
+        return EXIT_FAILURE
+
+
+def merge_command(args: argparse.Namespace) -> int:
+    import orjson
+
+    from ingest.loadtest.report import MergeError, check_shape, merge, render_table
+    from ingest.loadtest.run import write_json
+
+    reports = []
+    for path in args.reports:
+        try:
+            data = orjson.loads(path.read_bytes())
+            reports.append(check_shape(data, str(path)))
+        except OSError as exc:
+            print(
+                f"{PROG} merge: cannot read report {path}: {exc.strerror or exc}", file=sys.stderr
+            )
+            return EXIT_USAGE
+        except orjson.JSONDecodeError as exc:
+            print(f"{PROG} merge: report {path} is not JSON: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except ValueError as exc:
+            print(f"{PROG} merge: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        merged = merge(reports)
+    except MergeError as exc:
+        print(f"{PROG} merge: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(render_table(merged), end="", flush=True)
+    if args.report is not None:
+        write_json(merged, args.report)
+    if args.html is not None:
+        from ingest.loadtest.html_report import write_html
+
+        write_html(merged, args.html)
+    return EXIT_OK
