@@ -25,6 +25,7 @@ from ingest.errors import (
     ProducerCrashedError,
     ProducerError,
     QueueFullError,
+    SpoolError,
 )
 from ingest.firehose.client import FirehoseClient, StreamDescription
 from ingest.producer.accumulator import Accumulator
@@ -43,10 +44,12 @@ from ingest.producer.config import (
     check_failure_handler,
     check_timeout,
 )
-from ingest.producer.ledger import FailureHandler, Ledger
+from ingest.producer.durable import DurableBuffer
+from ingest.producer.ledger import AsyncFailureHandler, FailureHandler, Ledger
 from ingest.producer.ratelimit import RateLimiter
 from ingest.producer.sender import RetryPolicy, Sender
 from ingest.producer.stats import Counters, ProducerStats, RequestObserver
+from ingest.spool.log import Recovery
 
 __all__ = ["Producer"]
 
@@ -76,7 +79,10 @@ class Producer:
     is called once per finished PutRecordBatch attempt (duration, outcome, records, bytes,
     delivered, throttled), synchronously on the event loop; load tests build their latency
     percentiles from it. Use `Producer.from_config` with a `ProducerConfig` for a
-    fully typed construction.
+    fully typed construction. `verify`, `proxies` and `proxies_config` are botocore's (the
+    ``verify`` argument and the ``Config`` fields of those names); by default both the Describe
+    call and PutRecordBatch follow ``AWS_CA_BUNDLE``/``ca_bundle`` and
+    ``HTTPS_PROXY``/``NO_PROXY`` as botocore does (see `ingest.firehose.transport`).
     """
 
     def __init__(
@@ -85,9 +91,12 @@ class Producer:
         region: str = DEFAULT_REGION,
         endpoint_url: str | None = None,
         *,
-        on_failure: FailureHandler | None = None,
+        on_failure: FailureHandler | AsyncFailureHandler | None = None,
         session: aioboto3.Session | None = None,
         on_request: RequestObserver | None = None,
+        verify: bool | str | None = None,
+        proxies: dict[str, str] | None = None,
+        proxies_config: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
         self.config = ProducerConfig.from_options(
@@ -103,6 +112,9 @@ class Producer:
             connect_timeout_s=config.connect_timeout_s,
             max_connections=config.max_inflight,
             session=session,
+            verify=verify,
+            proxies=proxies,
+            proxies_config=proxies_config,
         )
         self._counters = Counters(time.monotonic())
         self._ledger = Ledger(self._counters, self._release, on_failure)
@@ -136,13 +148,34 @@ class Producer:
         self._problem: BaseException | None = None  # fatal FirehoseError or crash
         self._closing = False
         self._closed = asyncio.Event()
+        self._ledger.on_handler_error = self._handler_failed
+        self._durable: DurableBuffer | None = None
+        if config.durable_dir is not None:
+            self._use_durable_log(config)
+
+    def _use_durable_log(self, config: ProducerConfig) -> None:
+        """`durable_dir`: puts go through the write-ahead log. Chosen once, here, so the
+        memory mode's put path stays exactly what it is."""
+        assert config.durable_dir is not None
+        self._durable = DurableBuffer(
+            config.durable_dir,
+            ledger=self._ledger,
+            accumulator=self._acc,
+            counters=self._counters,
+            sync="interval" if config.durable_sync == "interval" else "group",
+            sync_interval_s=config.durable_sync_interval_s,
+            full_timeout_s=config.durable_full_timeout_s,
+        )
+        self.put = self._put_durable  # type: ignore[method-assign]
+        self.put_many = self._put_many_durable  # type: ignore[method-assign]
+        self.put_nowait = self._put_nowait_durable  # type: ignore[method-assign]
 
     @classmethod
     def from_config(
         cls,
         config: ProducerConfig,
         *,
-        on_failure: FailureHandler | None = None,
+        on_failure: FailureHandler | AsyncFailureHandler | None = None,
         session: aioboto3.Session | None = None,
     ) -> Producer:
         options = {name: getattr(config, name) for name in config.__dataclass_fields__}
@@ -163,9 +196,18 @@ class Producer:
             raise ProducerClosedError("producer is closed and cannot restart; make a new Producer")
         if self._dispatcher is not None:
             raise ProducerError("producer already started")
-        await self._client.start()
+        if self._durable is not None:  # first: a locked or unreadable log starts nothing
+            await self._durable.open()
+        try:
+            await self._client.start()
+        except BaseException:
+            if self._durable is not None:
+                await self._durable.close()  # release the log's lock
+            raise
         self._dispatcher = asyncio.create_task(self._sender.run(), name="ingest-producer-sender")
         self._dispatcher.add_done_callback(self._dispatcher_done)
+        if self._durable is not None:
+            self._durable.start_resending(self._check_open)
 
     # -- intake -------------------------------------------------------------------------------
 
@@ -215,6 +257,30 @@ class Producer:
             taken = self._acc.append_many(records, sizes, taken, receipts)
         return receipts
 
+    async def _put_durable(self, record: bytes, timeout: float | None = None) -> Receipt:
+        """`put` with `durable_dir`: returns once the record is in the log (and queued)."""
+        receipts = await self._put_many_durable([record], timeout)
+        return next(iter(receipts))
+
+    async def _put_many_durable(
+        self, records: Iterable[bytes], timeout: float | None = None
+    ) -> Receipts:
+        """`put_many` with `durable_dir`: returns once every record is in the log (and
+        queued). Also raises `SpoolFullError` (the log's disk stayed full; `records_put` says
+        how many were taken) and `SpoolIOError`."""
+        check_timeout("timeout", timeout)
+        if not isinstance(records, list):
+            check_many(records)
+            records = list(records)
+        sizes = self._admit_many(records)
+        assert self._durable is not None
+        return await self._durable.put_many(records, sizes, timeout, self._check_open)
+
+    def _put_nowait_durable(self, record: bytes) -> Receipt:
+        raise ProducerError(
+            "put_nowait cannot wait for the durable log (durable_dir is set); use await put()"
+        )
+
     def _admit(self, record: object) -> int:
         self._check_open()
         size = record_size(record, self._largest)
@@ -231,7 +297,7 @@ class Producer:
 
     def _check_open(self) -> None:
         if self._problem is not None:
-            if isinstance(self._problem, FirehoseError):
+            if isinstance(self._problem, FirehoseError | SpoolError):
                 raise self._problem.with_traceback(None)
             raise ProducerCrashedError(
                 f"producer background task crashed: {self._problem!r}"
@@ -267,6 +333,12 @@ class Producer:
             raise ProducerError("producer not started: use `async with Producer(...)`")
         return await self._client.check_target()
 
+    @property
+    def durable_recovery(self) -> Recovery | None:
+        """With `durable_dir`, once started: what the log held at start (its `last_record` is
+        the newest record accepted before a crash). None without `durable_dir`."""
+        return None if self._durable is None else self._durable.recovery
+
     def stats(self) -> ProducerStats:
         """A consistent snapshot of counters and gauges (no I/O, no await)."""
         return ProducerStats.capture(
@@ -301,6 +373,8 @@ class Producer:
             raise
         finally:
             await self._stop_everything("close_timeout", message)
+            if self._durable is not None:
+                await self._durable.close()
             await self._client.close()
             self._closed.set()
 
@@ -313,6 +387,14 @@ class Producer:
             await asyncio.wait(tasks)
         self._acc.take_unsent()
         self._ledger.fail_unsettled(reason, message)
+        await self._ledger.handlers_done()
+
+    def _handler_failed(self, exc: Exception) -> None:
+        """An async failure handler refused records (e.g. the dead-letter spool is full): put
+        raises its error from now on, so new records are not accepted only to fail unstored."""
+        if isinstance(exc, SpoolError) and self._problem is None:
+            self._problem = exc
+            self._acc.wake_all()
 
     def _fatal(self, error: FirehoseError) -> None:
         """The target is unusable: fail what is not in flight, refuse further records."""

@@ -285,7 +285,10 @@ async def test_verify_false_skips_the_certificate_check(
     )
     await describe_and_put(client, [b'{"a":1}\n'])
     assert client.transport.verify is False
-    assert len(tls_emulator.stored_records(STREAM)) == 1
+    async with Producer(STREAM, endpoint_url=tls_emulator.endpoint_url, verify=False) as producer:
+        await producer.check_target()
+        assert await (await producer.put_many([b'{"a":2}\n'])).wait() == []
+    assert len(tls_emulator.stored_records(STREAM)) == 2
 
 
 async def test_a_missing_ca_bundle_is_a_configuration_error(
