@@ -98,6 +98,12 @@ class FirehoseHandler:
             if error.status < 500:
                 self.backend.stats.client_errors += 1
             return self._error(error, base)
+        except ConnectionResetError:
+            # The client went away mid-body: nothing was stored and nobody hears an answer.
+            # Not our failure: counted, and one debug line rather than a traceback.
+            self.backend.stats.client_disconnects += 1
+            log.debug("emulator_client_disconnected", path=request.path)
+            return web.Response(status=400)
         except Exception as error:  # a bug must still look like AWS on the wire, not a bare 500
             log.exception("emulator_internal_error", error=repr(error))
             return self._error(internal_failure(), base)

@@ -55,6 +55,8 @@ class EmulatorStats:
     records_accepted_with_error: int = 0
     #: calls answered with a 4xx (validation, unknown stream, auth, ...)
     client_errors: int = 0
+    #: requests whose client disconnected before sending its whole body (nothing stored)
+    client_disconnects: int = 0
     objects_written: int = 0
     bytes_written: int = 0
     #: object writes that failed (disk full, S3 unreachable); their records stayed buffered

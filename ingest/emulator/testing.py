@@ -28,7 +28,9 @@ READY_LINE = re.compile(r"emulator listening on (http://\S+)")
 class EmulatorProcess:
     """A running ``ingest emulator`` subprocess."""
 
-    def __init__(self, process: asyncio.subprocess.Process, endpoint_url: str, data_dir: Path):
+    def __init__(
+        self, process: asyncio.subprocess.Process, endpoint_url: str, data_dir: Path | None
+    ):
         self.process = process
         self.endpoint_url = endpoint_url
         self.data_dir = data_dir
@@ -44,7 +46,11 @@ class EmulatorProcess:
             return stats
 
     def objects(self) -> list[Path]:
-        """Objects delivered so far, sorted by key (buffered records are not there yet)."""
+        """Objects delivered so far, sorted by key (buffered records are not there yet).
+
+        RuntimeError when the emulator writes to S3 (started with data_dir=None)."""
+        if self.data_dir is None:
+            raise RuntimeError("this emulator writes to S3: list the bucket instead")
         return ObjectWriter(self.data_dir).objects()
 
     async def stop(self, timeout: float = 30.0) -> int:
@@ -62,14 +68,18 @@ class EmulatorProcess:
 
 @asynccontextmanager
 async def run_emulator_process(
-    data_dir: Path, *extra_args: str, startup_timeout_s: float = 30.0
+    data_dir: Path | None, *extra_args: str, startup_timeout_s: float = 30.0
 ) -> AsyncIterator[EmulatorProcess]:
     """Start the emulator CLI on a free port with ``extra_args``; stop it (SIGTERM) on exit.
+
+    ``data_dir=None`` passes no ``--data-dir``: give ``--s3-bucket`` (and ``--s3-endpoint-url``)
+    in ``extra_args`` to deliver to S3.
 
     Raises RuntimeError if it exits or prints something else before its ready line.
     """
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ingest", "emulator", "--port", "0", "--data-dir", str(data_dir),
+        sys.executable, "-m", "ingest", "emulator", "--port", "0",
+        *(("--data-dir", str(data_dir)) if data_dir is not None else ()),
         *extra_args,
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
