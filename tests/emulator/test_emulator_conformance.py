@@ -299,3 +299,82 @@ async def test_records_are_read_back_alike_under_the_firehose_key_layout(on_both
     moto, emulator = await on_both(scenario)
     assert emulator == moto
     assert moto == ({("raw/", "orders")}, sorted([*batch, b'{"seq": 10}\n']))
+
+
+LAYOUT_FIELDS = {
+    "Prefix": "events/!{timestamp:yyyy/MM}/!{firehose:random-string}/",
+    "ErrorOutputPrefix": "failed/!{firehose:error-output-type}/!{timestamp:yyyy}/",
+    "CompressionFormat": "GZIP",
+    "FileExtension": ".ndjson.gz",
+    "CustomTimeZone": "Asia/Tokyo",
+}
+
+
+@pytest.mark.parametrize("extended", [True, False])
+async def test_layout_settings_are_described_alike(on_both: Any, extended: bool) -> None:
+    """Every layout field as boto3 sends it: moto echoes them, the emulator answers the same
+    (FileExtension and CustomTimeZone exist in the extended configuration only)."""
+    kind = "ExtendedS3DestinationConfiguration" if extended else "S3DestinationConfiguration"
+    fields = dict(LAYOUT_FIELDS)
+    if not extended:
+        del fields["FileExtension"], fields["CustomTimeZone"]
+
+    async def scenario(target: Target) -> Any:
+        config = {"RoleARN": ROLE_ARN, "BucketARN": f"arn:aws:s3:::{BUCKET}", **fields}
+        created = await outcome(
+            target.client.create_delivery_stream(DeliveryStreamName="laid-out", **{kind: config})
+        )
+        described = await outcome(
+            target.client.describe_delivery_stream(DeliveryStreamName="laid-out")
+        )
+        return created, described
+
+    moto, emulator = await on_both(scenario)
+    assert emulator[0] == moto[0]
+    assert _projected(emulator[1], moto[1]) == moto[1]
+    [destination] = moto[1][1]["DeliveryStreamDescription"]["Destinations"]
+    described = destination[
+        "ExtendedS3DestinationDescription" if extended else "S3DestinationDescription"
+    ]
+    assert {k: described[k] for k in fields} == fields
+
+
+async def test_objects_read_back_alike_from_s3_when_the_emulator_writes_to_s3(
+    moto: str, tmp_path: Path
+) -> None:
+    """The emulator's S3 destination (moto's S3) against moto's own Firehose delivery: same
+    key layout for a prefix ending in '/', same records."""
+    session = aioboto3.Session()
+    region = {"region_name": "us-east-1", "config": NO_RETRIES}
+    records = [b'{"seq": %d}\n' % i for i in range(30)]
+    async with (
+        Emulator(s3_bucket="emulator-out", s3_endpoint_url=moto, streams=()) as emulator,
+        session.client("firehose", endpoint_url=moto, **region) as moto_client,
+        session.client("s3", endpoint_url=moto, **region) as s3,
+        session.client("firehose", endpoint_url=emulator.endpoint_url, **region) as emu_client,
+    ):
+        await s3.create_bucket(Bucket=BUCKET)
+        results = []
+        for client, bucket in ((moto_client, BUCKET), (emu_client, "emulator-out")):
+            await client.create_delivery_stream(
+                DeliveryStreamName="orders",
+                ExtendedS3DestinationConfiguration={
+                    "RoleARN": ROLE_ARN,
+                    "BucketARN": f"arn:aws:s3:::{bucket}",
+                    "Prefix": "raw/",
+                },
+            )
+            await client.put_record_batch(
+                DeliveryStreamName="orders", Records=[{"Data": r} for r in records]
+            )
+            await emulator.flush()
+            listing = await s3.list_objects_v2(Bucket=bucket)
+            layouts, lines = set(), []
+            for entry in listing.get("Contents", []):
+                match = KEY.fullmatch(entry["Key"])
+                assert match is not None, entry["Key"]
+                layouts.add((match["prefix"], match["stream"]))
+                body = await (await s3.get_object(Bucket=bucket, Key=entry["Key"]))["Body"].read()
+                lines.extend(body.splitlines(True))
+            results.append((layouts, sorted(lines)))
+    assert results[0] == results[1] == ({("raw/", "orders")}, sorted(records))
