@@ -354,6 +354,10 @@ def test_service_deployment_probes_port_grace_period_and_run_id(
             assert probe["httpGet"]["path"] in ROUTES
             assert ports[probe["httpGet"]["port"]] == config.http_port
         assert config.http_host == "0.0.0.0"  # the kubelet probes the pod IP, not localhost
+        # What the service writes lands on the writable emptyDir, not the read-only root.
+        writable = {m["mountPath"] for m in main["volumeMounts"] if not m.get("readOnly")}
+        for path in (config.spool_dir, config.durable_dir):
+            assert any(path.is_relative_to(mount) for mount in writable), path
         # The run id of each replica is its pod name (downward API).
         assert config.run_id == f"ing-ingest-{replicas}-abcde"
         # SIGKILL comes after the drain deadline, with a margin for the summary.
@@ -423,6 +427,10 @@ def test_loadtest_is_an_indexed_job_with_one_report_per_index(
         assert "--fleet-index" not in args
         report = args[args.index("--report") + 1]
         assert report == "/reports/lt-$(JOB_COMPLETION_INDEX).json"
+        # The real CLI accepts the arguments once the kubelet expanded the index.
+        expanded = [arg.replace("$(JOB_COMPLETION_INDEX)", "0") for arg in args]
+        parsed = build_parser().parse_args(expanded)
+        assert parsed.command == "loadtest"
         volumes = {v["name"]: v for v in spec["volumes"]}
         mount = next(m for m in main["volumeMounts"] if report.startswith(m["mountPath"] + "/"))
         claim = volumes[mount["name"]]["persistentVolumeClaim"]["claimName"]
@@ -437,6 +445,10 @@ def test_loadtest_is_an_indexed_job_with_one_report_per_index(
         (script,) = hook["spec"]["containers"][0]["args"]
         expected = [f"/reports/lt-{i}.json" for i in range(replicas)]
         assert f"loadtest merge {' '.join(expected)} --report /reports/lt-merged.json" in script
+        for line in script.splitlines():
+            words = shlex.split(line)
+            assert words[:3] == ["python", "-m", "ingest"]
+            build_parser().parse_args(words[3:])  # exits 2 on anything the CLI refuses
         hook_claims = {
             v["persistentVolumeClaim"]["claimName"]
             for v in hook["spec"]["volumes"]
@@ -456,7 +468,9 @@ def test_notes_print_the_wait_merge_and_verify_commands() -> None:
     assert f"helm test lt -n {NAMESPACE} --logs" in notes
     merge = "ingest loadtest merge /reports/lt-0.json /reports/lt-1.json /reports/lt-2.json"
     assert f"{merge} --report /reports/lt-merged.json" in notes
-    assert "ingest verify --report /reports/lt-merged.json --s3 s3://bucket/fh/" in notes
+    verify = "ingest verify --report /reports/lt-merged.json --s3 s3://bucket/fh/"
+    assert verify in notes
+    build_parser().parse_args(shlex.split(verify)[1:])
     service = helm("install", "ing", str(CHART), "--dry-run=client", "--namespace", NAMESPACE)
     assert "rollout status deployment/ing-ingest" in service.stdout
 
