@@ -23,6 +23,8 @@ from packaging.requirements import Requirement  # pinned in requirements-dev.loc
 from packaging.utils import canonicalize_name
 
 from ingest.cli import build_parser
+from ingest.emulator.cli import options_from_args as emulator_options_from_args
+from ingest.emulator.destinations import check_bucket
 from ingest.service.config import load_config
 from ingest.service.http import ROUTES
 
@@ -210,15 +212,52 @@ def test_producer_profile_points_at_the_emulator_service() -> None:
     assert job["static_configs"][0]["targets"] == [f"producer:{config.http_port}"]
 
 
-def test_emulator_data_dir_is_a_volume_and_health_gates_the_producer() -> None:
+def test_emulator_destination_is_kept_and_health_gates_the_producer() -> None:
+    """Objects go to a named volume (--data-dir) or to the MinIO service (--s3-*)."""
     services = our_services()
     emulator = services["emulator"]
     args = build_parser().parse_args(emulator["command"])
-    mounts = {m.split(":")[1]: m.split(":")[0] for m in emulator["volumes"]}
-    assert mounts[str(args.data_dir)] in compose()["volumes"]
-    assert f"mkdir {args.data_dir}" in " ".join(r for w, r in final_stage() if w == "RUN")
+    options = emulator_options_from_args(args)  # the emulator's own checks of its flags
+    if options.data_dir is not None:
+        mounts = {m.split(":")[1]: m.split(":")[0] for m in emulator["volumes"]}
+        assert mounts[str(args.data_dir)] in compose()["volumes"]
+        assert f"mkdir {args.data_dir}" in " ".join(r for w, r in final_stage() if w == "RUN")
+    else:
+        assert options.s3_bucket is not None
+        assert urlsplit(options.s3_endpoint_url or "").hostname in compose()["services"]
     assert str(args.port) in " ".join(emulator["healthcheck"]["test"])
     assert services["producer"]["depends_on"]["emulator"]["condition"] == "service_healthy"
+
+
+def test_emulator_writes_to_the_minio_service_with_its_credentials() -> None:
+    services = compose()["services"]
+    minio, emulator = services["minio"], services["emulator"]
+    args = build_parser().parse_args(emulator["command"])
+    options = emulator_options_from_args(args)
+    # Pinned (MinIO publishes RELEASE.<timestamp> tags), never :latest.
+    assert re.fullmatch(r"minio/minio:RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", minio["image"])
+    command = minio["command"]
+    assert command[:2] == ["server", "/data"]
+    api_port = int(command[command.index("--address") + 1].rsplit(":", 1)[1])
+    console_port = int(command[command.index("--console-address") + 1].rsplit(":", 1)[1])
+    endpoint = urlsplit(options.s3_endpoint_url or "")
+    assert (endpoint.scheme, endpoint.hostname, endpoint.port) == ("http", "minio", api_port)
+    assert check_bucket(options.s3_bucket or "") is None
+    # The emulator signs with MinIO's root user; MinIO refuses passwords under 8 characters.
+    env = minio["environment"]
+    assert emulator["environment"]["AWS_ACCESS_KEY_ID"] == env["MINIO_ROOT_USER"]
+    assert emulator["environment"]["AWS_SECRET_ACCESS_KEY"] == env["MINIO_ROOT_PASSWORD"]
+    assert len(env["MINIO_ROOT_PASSWORD"]) >= 8
+    # Its data survives restarts on a named volume; its ports are published on localhost only.
+    source, target = minio["volumes"][0].split(":")[:2]
+    assert (source in compose()["volumes"], target) == (True, "/data")
+    assert set(minio["ports"]) == {
+        f"127.0.0.1:{api_port}:{api_port}",
+        f"127.0.0.1:{console_port}:{console_port}",
+    }
+    # The emulator starts once MinIO serves (it creates the bucket at start).
+    assert emulator["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert minio["healthcheck"]["test"][:2] == ["CMD", "mc"]
 
 
 def test_prometheus_uses_the_shipped_config_and_binds_localhost() -> None:
