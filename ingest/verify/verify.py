@@ -347,7 +347,8 @@ async def _s3_worker(
     while (ref := await queue.get()) is not None:
         feed = _ObjectFeed(reading, ref)
         response = await s3.get_object(Bucket=bucket, Key=ref.key)
-        async with response["Body"] as body:
+        body = response["Body"]  # aiobotocore's StreamingBody: read(n) streams the object
+        async with body:
             while raw := await body.read(CHUNK_BYTES):
                 feed.feed(raw)
         feed.close()
