@@ -85,8 +85,9 @@ async def open_target(stack: AsyncExitStack, config: ServiceConfig) -> Target:
     options = EmulatorOptions(
         streams=(config.stream,), data_dir=config.local_data_dir, record_log=False
     )
+    emulator = Emulator(options)
     try:
-        emulator = await stack.enter_async_context(Emulator(options))
+        await emulator.start()
     except OSError as exc:
         if config.local_data_dir is None:
             raise
@@ -94,6 +95,7 @@ async def open_target(stack: AsyncExitStack, config: ServiceConfig) -> Target:
             f"local_data_dir: cannot use {str(config.local_data_dir)!r} "
             f"({exc.strerror or exc}); expected a writable directory path"
         ) from None
+    stack.push_async_callback(_stop_emulator, emulator)
     log.info(
         "emulator_started",
         url=emulator.endpoint_url,
@@ -113,6 +115,20 @@ async def open_target(stack: AsyncExitStack, config: ServiceConfig) -> Target:
         session,
         emulator,
     )
+
+
+async def _stop_emulator(emulator: Emulator) -> None:
+    """Stop the in-process emulator, which writes what it buffers (retrying a failing disk for
+    its stop timeout); records it still cannot write are one error line, not a traceback."""
+    try:
+        await emulator.stop()
+    except OSError as exc:
+        log.error(
+            "emulator_flush_failed",
+            error=str(exc),
+            destination=emulator.destination,
+            consequence="records counted as delivered were not written",
+        )
 
 
 def credentials_source() -> str:
