@@ -12,11 +12,15 @@
   JSON or base64 -> 400 ``SerializationException``; missing fields -> 400 ``ValidationException``;
   BufferingHints outside 1-128 MB / 0-900 s -> 400 ``ValidationException``. An unexpected bug
   is answered 500 ``InternalFailure`` (JSON, with ``x-amzn-RequestId``), never a bare 500.
-- Delivery: per stream, records are buffered and written (write + rename) as
-  ``<data_dir>/<prefix>YYYY/MM/dd/HH/<stream>-1-YYYY-MM-DD-HH-MM-SS-<uuid>`` when the buffer
-  reaches its size or its oldest record its interval (``BufferingHints`` of
-  CreateDeliveryStream, else the emulator's defaults), on ``flush()``, on delete and on stop.
-  Objects are staged in ``<data_dir>/.tmp/`` (readers skip it; no prefix may start there).
+- Delivery: per stream, records are buffered and written as one object when the buffer reaches
+  its size or its oldest record its interval (``BufferingHints`` of CreateDeliveryStream, else
+  the emulator's defaults), on ``flush()``, on delete and on stop: to ``data_dir`` (staged in
+  ``<data_dir>/.tmp/``, renamed into place; readers skip it) or, with ``s3_bucket``, to an
+  S3-compatible store (one PutObject each; ``destinations.py``). Keys follow Firehose's real
+  layout (``layout.py``): ``<prefix>YYYY/MM/dd/HH/<stream>-1-YYYY-MM-DD-HH-MM-SS-<uuid><ext>``,
+  with ``!{timestamp:...}``/``!{firehose:...}`` expressions, ErrorOutputPrefix, FileExtension,
+  CustomTimeZone and GZIP. A failed write keeps its records and is retried; past twice the size
+  hint, calls get a retriable 503 (``streams.py``).
 - Quotas (``quotas.py``): requests/s exhausted -> 503 for the call; records/s or bytes/s ->
   per-record ``ServiceUnavailableException`` "Slow down." in a 200, or a 503 if nothing fits.
 - Faults (``faults.py``): data calls only; seeded; failed records are never stored, records of an
