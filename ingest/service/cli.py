@@ -7,7 +7,6 @@ configuration error. A configuration mistake prints one line naming the key, nev
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -86,6 +85,7 @@ def run_with_config(config: ServiceConfig) -> int:
     # Imported here so `ingest emulator` and `--help` skip the runner's HTTP and metrics modules.
     import structlog
 
+    from ingest.service.eventloop import run as run_on_best_loop
     from ingest.service.logging import bind_run, configure_logging
     from ingest.service.prepare import prepare_run
     from ingest.service.runner import run_service
@@ -100,7 +100,7 @@ def run_with_config(config: ServiceConfig) -> int:
     # A log pipeline reads stdout too: there the summary is one JSON object, not a table.
     json_summary = json_logs and not sys.stdout.isatty()
     try:
-        return asyncio.run(
+        return run_on_best_loop(  # uvloop's loop when the `uvloop` extra is installed
             run_service(config, unknown_env=unknown_env(os.environ), json_summary=json_summary)
         )
     except ConfigError as exc:  # found once running, e.g. the HTTP port is taken
