@@ -385,7 +385,7 @@ async def _serve(emulator: Emulator) -> int:
         if error.errno in _ADDRESS_ERRNOS:  # the address is the user's choice, like a bad flag
             return _usage_error(
                 f"--port {options.port}: cannot listen on {options.host}:{options.port} "
-                f"({error.strerror}); choose another --port (0 = any free port) or --host"
+                f"({os.strerror(error.errno)}); choose another --port (0 = any free port) or --host"
             )
         print(f"ingest emulator: cannot start: {error}", file=sys.stderr)
         return EXIT_FAILURE

@@ -191,16 +191,18 @@ async def test_an_unresolvable_host_exits_2_naming_the_flag(tmp_path: Path) -> N
     assert b"--host '999.1.1.1'" in stderr
 
 
-async def test_a_port_in_use_is_a_runtime_failure(tmp_path: Path) -> None:
+async def test_a_port_in_use_is_a_usage_error_like_ingest_run(tmp_path: Path) -> None:
+    """The address is the user's choice: exit 2 and the plain line naming --port, as
+    `ingest run` does for --http-port."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         code, stdout, stderr = await _run_cli("--port", str(port), "--data-dir", str(tmp_path))
-    assert (code, stdout) == (1, b"")
-    assert b"Traceback" not in stderr
-    assert b"cannot start" in stderr
-    assert str(port).encode() in stderr
+    assert (code, stdout) == (2, b"")
+    (line,) = stderr.decode().splitlines()
+    assert line.startswith(f"ingest emulator: configuration error: --port {port}: cannot listen")
+    assert "Address already in use" in line
 
 
 async def test_process_helper_reports_counters_and_flushes_on_stop(tmp_path: Path) -> None:
