@@ -49,6 +49,8 @@ HINTS = {
     "access_denied": "allow firehose:PutRecordBatch and firehose:DescribeDeliveryStream on it",
     "credentials": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (any non-empty values for "
     "a local emulator), AWS_PROFILE, or run with an IAM role",
+    "tls": "point AWS_CA_BUNDLE (or the profile's ca_bundle) at the CA that signed the "
+    "endpoint's certificate (behind a TLS-inspecting proxy: the proxy's CA)",
 }
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local-emulator"}
 

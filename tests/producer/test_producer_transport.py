@@ -10,6 +10,7 @@ network path is not patched anywhere: only the environment botocore reads is set
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -179,6 +180,7 @@ def emulator_process(pki: Pki, tmp_path: Path) -> Iterator[EmulatorProcess]:
         if process.poll() is None:
             process.kill()
             process.wait()
+        process.stdout.close()
 
 
 async def test_describe_and_put_go_through_the_https_proxy_and_trust_aws_ca_bundle(
@@ -298,3 +300,42 @@ async def test_a_missing_ca_bundle_is_a_configuration_error(
     client = FirehoseClient(STREAM, region="us-east-1", endpoint_url=tls_emulator.endpoint_url)
     with pytest.raises(ConfigError, match=r"ca_bundle: cannot use CA bundle .*missing\.pem"):
         await client.start()
+
+
+def ingest_run(endpoint: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ingest", "run", "--endpoint-url", endpoint, "--count", "200",
+         "--rate", "0", "--http-port", "0", "--log-format", "json", "--spool-dir",
+         env["SPOOL"]],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+
+
+async def test_ingest_run_follows_the_same_settings_and_says_what_to_fix(
+    pki: Pki, proxy: Proxy, emulator_process: EmulatorProcess, tmp_path: Path
+) -> None:
+    """The service as a process: through the proxy with the right CA, every event delivered;
+    with a CA that did not sign the endpoint's certificate, exit 1 at once with a hint."""
+    endpoint = f"https://127.0.0.1:{emulator_process.port}"
+    env = {
+        **_without_proxies(os.environ),
+        "AWS_CA_BUNDLE": str(pki.ca),
+        "HTTPS_PROXY": proxy.url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SPOOL": str(tmp_path / "spool"),
+    }
+    ok = await asyncio.to_thread(ingest_run, endpoint, env)
+    assert ok.returncode == 0, ok.stderr
+    summary = json.loads(ok.stdout.strip().splitlines()[-1])
+    assert summary["delivered"] == 200, summary
+    assert len(await proxy.wait_tunnels(emulator_process.port, 2)) >= 2
+
+    bad = await asyncio.to_thread(ingest_run, endpoint, {**env, "AWS_CA_BUNDLE": str(pki.wrong_ca)})
+    assert bad.returncode == 1
+    unusable = [json.loads(line) for line in bad.stderr.splitlines() if "target_unusable" in line]
+    assert unusable, bad.stderr
+    assert unusable[0]["reason"] == "tls"
+    assert "certificate verify failed" in unusable[0]["error"]
+    assert "AWS_CA_BUNDLE" in unusable[0]["hint"]
+    assert "Traceback" not in bad.stderr
