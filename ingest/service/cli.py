@@ -28,7 +28,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Generate events and stream them to Firehose until stopped, --count or --duration. "
             "Precedence: flags > INGEST_* and AWS_* environment > --config TOML file > defaults. "
-            "Exit codes: 0 all delivered, 1 some not, 2 usage or configuration error."
+            "Exit codes: 0 all delivered, 1 some not (or the target is unusable or "
+            "unreachable), 2 usage or configuration error. While it runs, --http-host:"
+            "--http-port serves GET (and HEAD) /healthz (liveness), /readyz (readiness) and "
+            "/metrics (Prometheus). Units: durations in seconds, sizes in bytes, rates per second."
         ),
     )
     parser.add_argument(
@@ -41,6 +44,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run_command)
 
 
+def unit_metavar(key: Key) -> str:
+    """The flag's value in --help, naming its unit: `--duration SECONDS`, `--rate EVENTS/S`."""
+    name = key.name
+    if name.endswith("_per_s"):
+        return name.removesuffix("_per_s").upper() + "/S"
+    if name == "rate":
+        return "EVENTS/S"
+    if name.endswith("_url"):
+        return "URL"
+    if name.endswith("_s"):
+        return "SECONDS"
+    if "bytes" in name or name == "event_size":
+        return "BYTES"
+    return _METAVARS[key.kind]
+
+
 def add_flag(parser: argparse.ArgumentParser, key: Key) -> None:
     default = "unset" if key.default is None else key.default
     envs = ", ".join((key.env, *key.aws_env))
@@ -50,7 +69,7 @@ def add_flag(parser: argparse.ArgumentParser, key: Key) -> None:
             key.flag, dest=key.name, action=argparse.BooleanOptionalAction, help=text
         )
         return
-    metavar = "/".join(key.choices) if key.choices else _METAVARS[key.kind]
+    metavar = "/".join(key.choices) if key.choices else key.metavar or unit_metavar(key)
     # Values stay text here: the loader converts and validates every layer the same way.
     if key.bare is not None:  # the flag alone means a sensible value (`--pack-bytes`)
         parser.add_argument(

@@ -44,6 +44,7 @@ class Key:
     choices: tuple[str, ...] = ()
     producer: bool = False  # True: passed to the Producer as the option of the same name
     bare: str | None = None  # the value of the flag given without one (e.g. `--pack-bytes`)
+    metavar: str | None = None  # the flag's value in --help, when the kind's default misleads
 
     @property
     def env(self) -> str:
@@ -142,15 +143,17 @@ KEYS: tuple[Key, ...] = (
     _key("duration_s", "float", None, _POSITIVE_SECONDS, "stop generating after this long",
          optional=True, check=_above(0)),
     _key("event_size", "int", None,
-         f"a size in bytes from the unpadded event's (~140) to {MAX_RECORD_BYTES}",
-         "pad each event to this many bytes", optional=True, check=_at_least(1, MAX_RECORD_BYTES)),
+         f"a size in bytes from the unpadded event's (139 with a random run id, more with a "
+         f"longer --run-id) to {MAX_RECORD_BYTES}",
+         "pad each event to this many bytes (at least the unpadded event: 139 with a random "
+         "run id)", optional=True, check=_at_least(1, MAX_RECORD_BYTES)),
     _key("run_id", "str", None, "1-64 characters from A-Z a-z 0-9 _ . : -",
          "producer id written in every event (default: random)", optional=True,
          check=_matches(_RUN_ID_RE)),
     # After the run
     _key("report", "path", None, "a file path in an existing directory",
          "write a JSON report of the run here (its \"runs\" list is what ingest verify "
-         "--report reads)", optional=True, check=_report_path_ok),
+         "--report reads)", optional=True, check=_report_path_ok, metavar="FILE"),
     _key("verify", "bool", False, "true or false (true needs local = true)",
          "after the run, count how many of its events reached the emulator's files; exit 1 "
          "if any is missing"),
@@ -182,7 +185,7 @@ KEYS: tuple[Key, ...] = (
          "seconds between JSON progress lines when stderr is not a terminal "
          "(a terminal gets a live status area)", check=_above(0, 3600)),
     _key("unreachable_after_s", "float", 10.0, _POSITIVE_SECONDS,
-         "seconds: at start, the run ends (exit 1) when the target has not answered for this "
+         "at start, the run ends (exit 1) when the target has not answered for this "
          "long; later, /readyz answers 503 when no request succeeded for this long with work "
          "pending",
          check=_above(0)),

@@ -18,6 +18,10 @@ def _n(value: int) -> str:
     return f"{value:,}"
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
 def _latency(run: RunResult) -> str:
     if run.latency_p50_s is None:
         return "-"
@@ -38,9 +42,10 @@ def render_table(result: VerifyResult) -> str:
     timed = "the time in object names"
     if result.objects_timed_by_name < result.objects:
         by_mtime = result.objects - result.objects_timed_by_name
-        timed += f" ({by_mtime:,} objects: modification time)"
+        timed += f" ({_plural(by_mtime, 'object')}: modification time)"
     lines = [
-        f"ingest verify: {result.source}: {_n(result.objects)} objects, {_n(result.lines)} lines "
+        f"ingest verify: {result.source}: {_plural(result.objects, 'object')}, "
+        f"{_plural(result.lines, 'line')} "
         f"(latency: event ts to {timed})"
     ]
     header = ("run id", "expected", "delivered", "missing", "duplicated", "worst",
@@ -98,10 +103,12 @@ def verdict(result: VerifyResult) -> str:
     if not failed:
         dups = sum(run.duplicated_events for run in result.runs)
         extra = f", {dups:,} duplicates" if dups else ""
-        return f"every expected event arrived ({len(result.runs)} run ids{extra}) (exit 0)"
+        runs = _plural(len(result.runs), "run id")
+        return f"every expected event arrived ({runs}{extra}) (exit 0)"
     missing = sum(run.missing for run in failed)
     return (
-        f"{missing:,} events MISSING in {len(failed)} of {len(result.runs)} run ids (exit 1)"
+        f"{_plural(missing, 'event')} MISSING in {len(failed)} of "
+        f"{_plural(len(result.runs), 'run id')} (exit 1)"
         if missing
-        else f"NO events of {len(failed)} run ids (exit 1)"
+        else f"NO events of {_plural(len(failed), 'run id')} (exit 1)"
     )

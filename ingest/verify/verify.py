@@ -138,7 +138,11 @@ async def verify_destination(
             raise ValueError(f"data_dir: {str(root)!r} is not a directory")
         reading = _Reading(reconciler, str(root), since_ms)
         # File reads and parsing block: keep them off the event loop (e.g. a service's HTTP).
-        await asyncio.to_thread(_read_directory, reading, root, time_zone)
+        try:
+            await asyncio.to_thread(_read_directory, reading, root, time_zone)
+        except asyncio.CancelledError:
+            reading.stopped = True  # the thread gives up at its next chunk (Ctrl-C, shutdown)
+            raise
     else:
         assert s3_url is not None
         bucket, prefix = parse_s3_url(s3_url)
@@ -158,6 +162,7 @@ class _Reading:
         self.by_name = 0
         self.damage: list[str] = []
         self.damaged = 0
+        self.stopped = False  # set from the event loop: the reading thread stops early
 
     def wanted(self, ref: ObjectRef) -> bool:
         if self.since_ms is not None and ref.time_ms < self.since_ms:
@@ -258,6 +263,8 @@ def _read_directory(reading: _Reading, root: Path, zone: tzinfo) -> None:
         try:
             with open(path, "rb", buffering=0) as file:
                 while raw := file.read(CHUNK_BYTES):
+                    if reading.stopped:
+                        return
                     feed.feed(raw)
         except FileNotFoundError:  # removed between the listing and the read
             reading.objects -= 1

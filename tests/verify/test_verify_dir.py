@@ -102,7 +102,7 @@ def test_a_complete_destination_exits_0(tmp_path: Path, capsys: pytest.CaptureFi
     code = main(["verify", "--data-dir", str(tmp_path), "--expect", "5000"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "every expected event arrived (1 run ids) (exit 0)" in out
+    assert "every expected event arrived (1 run id) (exit 0)" in out
 
 
 def test_an_empty_destination_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -37,7 +37,7 @@ def test_planted_damage_is_found_exactly_in_s3(
     assert found["source"] == "s3://dest/firehose/"
 
     assert main([*argv, "--run-id", "A", "--expect", "1995"]) == 1  # 100-104 still missing
-    assert "5 events MISSING in 1 of 1 run ids (exit 1)" in capsys.readouterr().out
+    assert "5 events MISSING in 1 of 1 run id (exit 1)" in capsys.readouterr().out
 
 
 def test_a_complete_bucket_exits_0(moto: str, capsys: pytest.CaptureFixture[str]) -> None:
