@@ -17,11 +17,15 @@ from aiohttp import web
 
 from ingest.bounded_http import BoundedServer, ServerLimits
 from ingest.emulator import Emulator
+from ingest.emulator.describe import describe_bounds
 
 Serve = Callable[[ServerLimits], Awaitable[tuple[BoundedServer, int]]]
+RELEASE = asyncio.Event()  # set by the test that parks requests on /hold
 
 
 async def _ok(request: web.BaseRequest) -> web.StreamResponse:
+    if request.path == "/hold":
+        await RELEASE.wait()
     return web.Response(text="ok\n")
 
 
@@ -77,6 +81,25 @@ def test_the_cap_stays_below_the_fd_limit() -> None:
         ServerLimits(max_connections=0)
     with pytest.raises(ValueError, match="header_timeout_s"):
         ServerLimits(header_timeout_s=0)
+    line = describe_bounds(ServerLimits(max_connections=100, fd_share=1.0))
+    assert line.startswith("emulator server bounds: 100 connections (open-file limit ")
+
+
+async def test_when_every_connection_is_busy_a_new_one_is_refused(serve: Serve) -> None:
+    RELEASE.clear()
+    server, port = await serve(ServerLimits(max_connections=2, fd_share=1.0))
+    busy = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+    for _, writer in busy:
+        writer.write(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    assert await _closed_within(reader, 1.0)
+    assert server.refusals.totals == {"connection_cap": 1}
+    RELEASE.set()
+    for busy_reader, busy_writer in busy:  # the requests in progress were not disturbed
+        assert (await busy_reader.readuntil(b"ok\n")).startswith(b"HTTP/1.1 200")
+        busy_writer.close()
+    writer.close()
 
 
 async def test_at_the_cap_a_probe_evicts_the_oldest_slow_client(serve: Serve) -> None:

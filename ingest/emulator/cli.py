@@ -26,7 +26,7 @@ import structlog
 
 from ingest.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from ingest.emulator import flags
-from ingest.emulator.describe import describe_faults, describe_quotas
+from ingest.emulator.describe import describe_bounds, describe_faults, describe_quotas
 from ingest.emulator.emulator import Emulator
 from ingest.emulator.layout import SUPPORTED_COMPRESSION
 from ingest.emulator.options import (
@@ -396,7 +396,8 @@ async def _serve(emulator: Emulator) -> int:
     print(f"emulator listening on {emulator.endpoint_url}", flush=True)
     # What shapes every answer, where the operator looks first (stdout is for the ready line).
     print(describe_quotas(options.quotas), file=sys.stderr)
-    print(describe_faults(options.faults), file=sys.stderr, flush=True)
+    print(describe_faults(options.faults), file=sys.stderr)
+    print(describe_bounds(options.server_limits), file=sys.stderr, flush=True)
     try:
         await stop.wait()
     finally:

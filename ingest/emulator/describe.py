@@ -7,6 +7,7 @@ right after it starts listening.
 
 from __future__ import annotations
 
+from ingest.bounded_http import ServerLimits, fd_soft_limit
 from ingest.emulator.options import FaultOptions, QuotaOptions
 
 
@@ -43,6 +44,15 @@ def describe_faults(faults: FaultOptions) -> str:
         parts.append(f"latency {faults.latency_s:g} s{jitter} per call")
     seed = "none (not reproducible)" if faults.seed is None else str(faults.seed)
     return "emulator faults: " + ", ".join(parts) + f"; seed {seed}"
+
+
+def describe_bounds(limits: ServerLimits) -> str:
+    """``emulator server bounds: 512 connections (open-file limit 1,024), ...``."""
+    return (
+        f"emulator server bounds: {limits.connection_cap():,} connections (open-file limit "
+        f"{fd_soft_limit():,}), request head within {limits.header_timeout_s:g} s, body within "
+        f"{limits.body_timeout_s:g} s, {_size(limits.max_buffered_bytes)} of bodies read at once"
+    )
 
 
 def _size(nbytes: int) -> str:
