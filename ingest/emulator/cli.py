@@ -57,7 +57,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "emulator",
         help="run a local Firehose-compatible endpoint (S3-style files, quotas, faults)",
-        description="Run a local Firehose-compatible endpoint until SIGINT/SIGTERM.",
+        description=(
+            "Run a local Firehose-compatible endpoint until SIGINT/SIGTERM. It answers the "
+            "Firehose JSON 1.1 API on POST / (PutRecord, PutRecordBatch, CreateDeliveryStream, "
+            "DescribeDeliveryStream, ListDeliveryStreams, DeleteDeliveryStream) and its "
+            "counters on GET /_emulator/stats (JSON). Clients sign requests as for AWS: any "
+            "non-empty credentials do (signatures are not checked). Units: durations in "
+            "seconds, sizes in bytes, rates per second. Exit codes: 0 stopped cleanly, 1 "
+            "buffered records could not be written, 2 usage or configuration error."
+        ),
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument(
@@ -80,16 +88,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--buffer-size-bytes",
         type=flags.positive_int,
         default=DEFAULT_BUFFER_SIZE_BYTES,
-        metavar="N",
-        help="write an object once a stream buffers N bytes (default %(default)s); "
+        metavar="BYTES",
+        help="write an object once a stream buffers this many bytes (default %(default)s); "
         "CreateDeliveryStream BufferingHints override it per stream",
     )
     p.add_argument(
         "--buffer-interval",
         type=flags.non_negative,
         default=DEFAULT_BUFFER_INTERVAL_S,
-        metavar="S",
-        help="... or once its oldest buffered record is S seconds old (default %(default)s)",
+        metavar="SECONDS",
+        help="... or once its oldest buffered record is this old (default %(default)s)",
     )
     p.add_argument(
         "--stop-timeout",
@@ -181,19 +189,19 @@ def _add_quota_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--quota-records-per-s",
         type=flags.positive_int,
-        metavar="N",
+        metavar="RECORDS/S",
         help='excess records get "Slow down." in a 200',
     )
     g.add_argument(
         "--quota-requests-per-s",
         type=flags.positive_int,
-        metavar="N",
+        metavar="REQUESTS/S",
         help="excess calls get a 503",
     )
     g.add_argument(
         "--quota-bytes-per-s",
         type=flags.positive_int,
-        metavar="N",
+        metavar="BYTES/S",
         help='excess records get "Slow down." in a 200',
     )
 
@@ -206,22 +214,22 @@ def _add_fault_flags(p: argparse.ArgumentParser) -> None:
             f"--fault-{rate}-rate",
             type=flags.fraction,
             default=0.0,
-            metavar="F",
-            help=f"F of {what}",
+            metavar="FRACTION",
+            help=f"fraction (0-1) of {what}",
         )
     g.add_argument(
         "--fault-latency",
         type=flags.non_negative,
         default=0.0,
-        metavar="S",
-        help="S seconds per call",
+        metavar="SECONDS",
+        help="added to every call",
     )
     g.add_argument(
         "--fault-latency-jitter",
         type=flags.non_negative,
         default=0.0,
-        metavar="S",
-        help="plus a random 0-S seconds per call",
+        metavar="SECONDS",
+        help="plus a random 0 to this many seconds per call",
     )
 
 
