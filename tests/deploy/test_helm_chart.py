@@ -182,6 +182,15 @@ def test_every_manifest_is_valid_for_the_oldest_and_newest_supported_kubernetes(
     assert "WARN" not in result.stdout + result.stderr  # e.g. "Couldn't find schema"
 
 
+def test_helm_refuses_a_kubernetes_older_than_the_validated_floor() -> None:
+    oldest, newest = supported_versions()
+    for version in (oldest, newest):
+        assert helm("template", "x", str(CHART), "--kube-version", version).returncode == 0
+    older = helm("template", "x", str(CHART), "--kube-version", "1.24.9", check=False)
+    assert older.returncode == 1
+    assert "chart requires kubeVersion: >=1.25.0-0" in older.stderr
+
+
 def test_kubernetes_validate_strict_refuses_a_misspelt_field(tmp_path: Path) -> None:
     """The validator is not a no-op: the Job with one misspelt field fails --strict."""
     job = by_kind(render("lt", matrix_values("loadtest", 4, False)))["Job"]
