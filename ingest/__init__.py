@@ -10,6 +10,8 @@ Public API::
 # Set before the imports below: service modules read it while ingest is still importing.
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING
+
 from ingest.errors import (
     AccessDeniedError,
     ClientRequestError,
@@ -47,14 +49,43 @@ from ingest.producer import (
     log_failures,
 )
 
+# The emulator is importable from here too (`from ingest import Emulator`), but loaded only when
+# asked for: its aiohttp server stack is not needed by a producer.
+_EMULATOR_NAMES = frozenset(
+    {"Emulator", "EmulatorOptions", "EmulatorStats", "FaultOptions", "QuotaOptions"}
+)
+
+
+if TYPE_CHECKING:  # type checkers see the real classes; at run time __getattr__ loads them
+    from ingest.emulator import (
+        Emulator,
+        EmulatorOptions,
+        EmulatorStats,
+        FaultOptions,
+        QuotaOptions,
+    )
+
+
+def __getattr__(name: str) -> object:
+    if name in _EMULATOR_NAMES:
+        from ingest import emulator
+
+        return getattr(emulator, name)
+    raise AttributeError(f"module 'ingest' has no attribute {name!r}")
+
+
 __all__ = [
     "AccessDeniedError",
     "ClientRequestError",
     "ConfigError",
     "CredentialsError",
+    "Emulator",
+    "EmulatorOptions",
+    "EmulatorStats",
     "EventGenerator",
     "FailedRecord",
     "FailureHandler",
+    "FaultOptions",
     "FirehoseConnectionError",
     "FirehoseError",
     "HistogramSnapshot",
@@ -68,6 +99,7 @@ __all__ = [
     "ProducerStats",
     "PutTimeoutError",
     "QueueFullError",
+    "QuotaOptions",
     "Receipt",
     "Receipts",
     "RecordFailedError",
