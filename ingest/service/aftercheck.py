@@ -18,21 +18,31 @@ import structlog
 
 from ingest.cli import EXIT_FAILURE, EXIT_OK
 from ingest.emulator import Emulator
-from ingest.verify import VerifyResult, verify_destination
+from ingest.verify import VerifyError, VerifyResult, verify_destination
 
 log = structlog.get_logger(__name__)
 
 
 async def verify_run(
     emulator: Emulator, run_id: str, generated: int, *, since_s: float, json_line: bool
-) -> VerifyResult:
+) -> VerifyResult | None:
     """Flush the emulator (what its buffer interval would do, without the wait), then count
     how many of this run's `generated` events reached its files; print one line (or one JSON
-    object with `json_line`) and log `verify_finished`."""
-    await emulator.flush()
-    result = await verify_destination(
-        data_dir=emulator.data_dir, expected={run_id: generated}, since_s=since_s
-    )
+    object with `json_line`) and log `verify_finished`. None (logged as `verify_failed`, and
+    printed) when the files could not be written or read."""
+    try:
+        await emulator.flush()
+        result = await verify_destination(
+            data_dir=emulator.data_dir, expected={run_id: generated}, since_s=since_s
+        )
+    except (OSError, ValueError, VerifyError) as exc:
+        log.error("verify_failed", error=str(exc))
+        if json_line:
+            print(orjson.dumps({"event": "verify_summary", "ok": False, "error": str(exc)})
+                  .decode(), flush=True)  # fmt: skip
+        else:
+            print(f"verify: could not check the emulator's files: {exc}", flush=True)
+        return None
     run = result.runs[0]
     fields = {
         "run_id": run_id,
@@ -76,8 +86,8 @@ def _sentence(result: VerifyResult, generated: int, where: str) -> str:
     return text + (f"; {'; '.join(details)}" if details else "")
 
 
-def verify_exit_code(result: VerifyResult) -> int:
-    return EXIT_OK if result.ok else EXIT_FAILURE
+def verify_exit_code(result: VerifyResult | None) -> int:
+    return EXIT_OK if result is not None and result.ok else EXIT_FAILURE
 
 
 def report_data(

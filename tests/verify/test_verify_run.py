@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from ingest.cli import main
+from ingest.emulator import Emulator
+from ingest.service.aftercheck import verify_exit_code, verify_run
 
 
 def ingest(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -77,3 +80,15 @@ def test_verify_needs_local_and_report_needs_a_directory(
     assert "Traceback" not in err
     assert main(["run", "--local", "--report", str(tmp_path / "no" / "dir.json")]) == 2
     assert "report: invalid value" in capsys.readouterr().err
+
+
+async def test_verify_run_says_plainly_when_the_files_cannot_be_read(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.rmtree(emulator.data_dir)
+    result = await verify_run(emulator, "gone", 10, since_s=0, json_line=False)
+    assert result is None
+    assert verify_exit_code(result) == 1
+    out = capsys.readouterr().out
+    # (unconfigured structlog prints its verify_failed line on stdout too)
+    assert "\nverify: could not check the emulator's files: data_dir: " in "\n" + out
