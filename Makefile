@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup run emulator test lint format typecheck pytest bench lock clean
+.PHONY: all setup run emulator test lint format typecheck pytest bench lock clean clean-data
 
 all: test
 
@@ -24,8 +24,16 @@ $(BIN)/helm: deploy/install_helm.py | $(STAMP)
 
 setup: $(STAMP) $(BIN)/helm
 
+# Each run writes a few hundred MB: only the latest run's objects are kept, in RUN_DIR.
+RUN_DIR ?= data/local
+RUN_ARGS ?= --duration 5 --rate 0
+
 run: $(STAMP)
-	$(BIN)/ingest run --local --duration 5 --rate 0 --http-port 0 --local-data-dir data/local --verify
+	rm -rf $(RUN_DIR)
+	$(BIN)/ingest run --local $(RUN_ARGS) --http-port 0 --local-data-dir $(RUN_DIR) --verify; \
+	code=$$?; \
+	echo "make run: this run's objects are in $(RUN_DIR)/ ($$(du -sh $(RUN_DIR) | cut -f1)); the next make run replaces them, make clean removes them"; \
+	exit $$code
 
 emulator: $(STAMP)
 	$(BIN)/ingest emulator --port 4573 --data-dir data/emulator
@@ -62,5 +70,10 @@ lock:
 	.lockvenv/bin/pip freeze --exclude ingest > requirements-dev.lock
 	rm -rf .lockvenv
 
-clean:
+# Generated data: make run's objects and make emulator's (never the spool: it may hold
+# records still to be replayed).
+clean-data:
+	rm -rf $(RUN_DIR) data/emulator
+
+clean: clean-data
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
