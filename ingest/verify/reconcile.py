@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from itertools import compress, pairwise, repeat
 from operator import itemgetter
-from typing import cast
 
 import orjson
 
@@ -169,12 +168,14 @@ class Reconciler:
             digits = list(map(itemgetter(0), parts))
             tails = Counter(map(b",".__add__, map(itemgetter(2), parts)))
             quotes = n * _FIXED_QUOTES
+            owners: dict[bytes, RunTally] = {}
             for each, times in tails.items():
-                if self._tail_tally(each) is None:
+                owner = self._tail_tally(each)
+                if owner is None:
                     return False
+                owners[each] = owner
                 quotes += times * each.count(b'"')
-            lookup = cast(dict[bytes, RunTally], self._tails)  # every tail was just checked
-            tallies = list(map(lookup.__getitem__, map(b",".__add__, map(itemgetter(2), parts))))
+            tallies = list(map(owners.__getitem__, map(b",".__add__, map(itemgetter(2), parts))))
             single = None
         # No quote anywhere but in the keys and the tails: the id is a plain string.
         if chunk.count(b'"') != quotes or not all(digits) or not b"".join(digits).isdigit():
