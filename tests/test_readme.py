@@ -34,3 +34,19 @@ async def test_readme_python_example_delivers_every_record(
     assert "RecordId " in out
     assert "0 failed" in out
     assert "gave up" not in out
+
+
+async def test_readme_emulator_example_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    """The Emulator snippet: `from ingest import Emulator, FaultOptions` works, and the seeded
+    record failures and the stored records add up to what was sent."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    (source,) = [block for block in blocks if "from ingest import Emulator" in block]
+    source = source.replace("asyncio.run(main())", "")
+    namespace: dict[str, Any] = {}
+    exec(compile(source, str(README), "exec"), namespace)
+    await namespace["main"]()
+    printed = re.fullmatch(r"(\d+) failed on purpose, (\d+) stored\n", capsys.readouterr().out)
+    assert printed is not None
+    failed, stored = int(printed.group(1)), int(printed.group(2))
+    assert failed > 0
+    assert failed + stored == 100
