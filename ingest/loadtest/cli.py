@@ -46,24 +46,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     for key in FLAG_KEYS:
         add_flag(parser, key)
     parser.set_defaults(handler=loadtest_command)
-    sub = parser.add_subparsers(dest="loadtest_command", metavar="merge", required=False)
-    merge = sub.add_parser(
-        "merge",
-        allow_abbrev=False,
-        help="merge the JSON reports of a fleet into one report",
-        description=(
-            "Merge the --report files of the N processes of one test into one report (table on "
-            "stdout, --report JSON, --html charts). Exit 1 naming any missing fleet index, "
-            "2 when a report cannot be read."
-        ),
+    parser.add_argument(
+        "merge_args",
+        nargs="*",
+        metavar="merge REPORT",
+        help="`ingest loadtest merge REPORT... [--report FILE] [--html FILE]`: merge the JSON "
+        "reports of a fleet into one (table on stdout; exit 1 naming a missing fleet index, "
+        "2 when a report cannot be read)",
     )
-    merge.add_argument("reports", nargs="+", metavar="REPORT", type=Path, help="JSON reports")
-    merge.add_argument("--report", type=Path, metavar="FILE", help="write the merged JSON here")
-    merge.add_argument("--html", type=Path, metavar="FILE", help="write the merged HTML here")
-    merge.set_defaults(handler=merge_command)
 
 
 def loadtest_command(args: argparse.Namespace) -> int:
+    if args.merge_args:
+        if args.merge_args[0] != "merge" or len(args.merge_args) < 2:
+            print(
+                f"{PROG}: usage error: unexpected {' '.join(args.merge_args)!r}; expected "
+                "`ingest loadtest merge REPORT...` or options only",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        return merge_command(
+            [Path(name) for name in args.merge_args[1:]],
+            report=_path(args.report),
+            html=_path(args.html),
+        )
     try:
         config, settings = load_loadtest_config(flags_from_args(args, ALL_KEYS))
         events = EventGenerator(run_id=config.run_id, event_size=config.event_size)
@@ -100,14 +106,19 @@ def _run(config: ServiceConfig, settings: LoadtestSettings, events: EventGenerat
         return EXIT_FAILURE
 
 
-def merge_command(args: argparse.Namespace) -> int:
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def merge_command(paths: list[Path], *, report: Path | None, html: Path | None) -> int:
+    """Merge the reports at `paths`; the exit code."""
     import orjson
 
     from ingest.loadtest.report import MergeError, check_shape, merge, render_table
     from ingest.loadtest.run import write_json
 
     reports = []
-    for path in args.reports:
+    for path in paths:
         try:
             data = orjson.loads(path.read_bytes())
             reports.append(check_shape(data, str(path)))
@@ -128,10 +139,10 @@ def merge_command(args: argparse.Namespace) -> int:
         print(f"{PROG} merge: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     print(render_table(merged), end="", flush=True)
-    if args.report is not None:
-        write_json(merged, args.report)
-    if args.html is not None:
+    if report is not None:
+        write_json(merged, report)
+    if html is not None:
         from ingest.loadtest.html_report import write_html
 
-        write_html(merged, args.html)
+        write_html(merged, html)
     return EXIT_OK

@@ -8,8 +8,8 @@
    step is throttled the bucket is empty, and holding that rate `--hold` seconds more measures
    what the stream accepts per second at saturation (records, requests and bytes): that is the
    ceiling, whichever quota binds.
-3. **Back off and confirm.** After the backlog drained, hold 95 % of the ceiling; if that is
-   still throttled (or too slow), back off 5 % at a time. The highest rate held without
+3. **Back off and confirm.** After the backlog drained, hold 97 % of the ceiling; if that is
+   still throttled (or too slow), back off 3 % at a time. The highest rate held without
    throttling is the result.
 
 For latency or client limits (nothing throttled) there is no ceiling to measure: the search
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -30,10 +30,11 @@ from ingest.loadtest.histogram import LogHistogram
 from ingest.loadtest.profile import Profile
 from ingest.loadtest.recorder import Recorder
 from ingest.loadtest.report import MIB, quota_json
+from ingest.producer import RequestObservation
 
 log = structlog.get_logger(__name__)
 
-BACK_OFF = 0.95  # the confirmation step holds this share of the measured ceiling
+BACK_OFF = 0.97  # the confirmation step holds this share of the measured ceiling
 PRECISION = 0.04  # bisection ends when good and bad are this close (relative)
 MAX_STEPS = 40
 COOL_DOWN_LIMIT_S = 30.0  # longest wait for the backlog of a throttled step to drain
@@ -107,8 +108,10 @@ class FindMax:
         rate = self._start_rate
         bad: Step | None = None
         while bad is None:
+            self._rec.sent = []  # requests of this step, for the ceiling if it is throttled
             step = await self._step("raise", rate)
             if step is None:
+                self._rec.sent = None
                 return self.stopped_by
             if step.ok:
                 self.best = step
@@ -119,21 +122,35 @@ class FindMax:
         if bad.verdict == "throttled":
             await self._search_below_ceiling(bad)
         else:
+            self._rec.sent = None
             await self._bisect(bad)
         return self.stopped_by
 
     async def _search_below_ceiling(self, bad: Step) -> None:
         ceiling = await self._step("ceiling", bad.rate)
+        ended = time.monotonic()
         if ceiling is None:
+            self._rec.sent = None
             return
+        await self._cool_down()  # the answers to requests sent in the window come in
+        sent, self._rec.sent = self._rec.sent or [], None
+        measured = _accepted_per_s(sent, ended)
+        if measured is not None:
+            records, requests, nbytes = measured
+            ceiling = replace(
+                ceiling, records_per_s=records, requests_per_s=requests, bytes_per_s=nbytes
+            )
+            self.steps[-1] = ceiling
         self.ceiling = ceiling
-        # Saturated: what was delivered per second is the most the stream takes, in events/s.
+        # Saturated: what was accepted per second is the most the stream takes, in events/s.
         rate = ceiling.records_per_s * BACK_OFF if ceiling.throttled_records else bad.rate
+        # A raise step above that passed on the bucket's burst alone: it proves nothing.
+        if self.best is not None and self.best.rate > rate:
+            self.best = None
         floor = self.best.rate if self.best is not None else 0.0
         while len(self.steps) < MAX_STEPS:
-            await self._cool_down()
-            if rate <= floor and self.best is not None:
-                return  # the best raise step is already the highest proven rate
+            if rate <= floor:
+                return  # a lower raise step is already the highest proven rate
             step = await self._step("confirm", rate)
             if step is None:
                 return
@@ -142,6 +159,7 @@ class FindMax:
                     self.best = step
                 return
             rate *= BACK_OFF
+            await self._cool_down()
 
     async def _bisect(self, bad: Step) -> None:
         good = self.best
@@ -171,7 +189,8 @@ class FindMax:
         before_total = (
             rec.total.requests,
             rec.total.throttled_requests,
-            rec.total.records_in_throttled_requests,
+            rec.total.records_sent,
+            rec.total.bytes_sent,
         )
         generated = rec.generated
         rec.step_latency = LogHistogram()
@@ -191,14 +210,24 @@ class FindMax:
             verdict = "latency"
         elif made < rate * span * SHORT - 1:
             verdict = "client"
+        records_per_s = (after.records_delivered - before_stats.records_delivered) / span
+        requests_per_s = (requests - throttled_requests) / span
+        bytes_per_s = (after.bytes_delivered - before_stats.bytes_delivered) / span
+        sent = rec.total.records_sent - before_total[2]
+        if verdict == "ok" and requests and sent:
+            # Everything made was taken: the rate held IS the delivered rate. Answers still in
+            # flight at the step's end would make a count over the window read low.
+            records_per_s = made / span
+            requests_per_s = records_per_s * requests / sent
+            bytes_per_s = records_per_s * (rec.total.bytes_sent - before_total[3]) / sent
         step = Step(
             phase=phase,
             rate=rate,
             hold_s=span,
             achieved_rate=made / span,
-            records_per_s=(after.records_delivered - before_stats.records_delivered) / span,
-            requests_per_s=(requests - throttled_requests) / span,
-            bytes_per_s=(after.bytes_delivered - before_stats.bytes_delivered) / span,
+            records_per_s=records_per_s,
+            requests_per_s=requests_per_s,
+            bytes_per_s=bytes_per_s,
             throttled_records=throttled,
             throttled_requests=throttled_requests,
             p99_s=p99,
@@ -235,3 +264,23 @@ class FindMax:
             "hold_s": self._hold_s,
             "max_p99_ms": round(self._max_p99_s * 1000, 2),
         }
+
+
+def _accepted_per_s(
+    sent: list[RequestObservation], end: float
+) -> tuple[float, float, float] | None:
+    """Records, requests and bytes per second the stream accepted from the requests SENT from
+    the first throttled one until `end` (the bucket is empty from then on; the quota decides
+    when a request arrives, not when its answer is read): (records/s, requests/s, bytes/s), or
+    None when too few requests were sent to tell."""
+    first = next((obs.started for obs in sent if obs.throttled), None)
+    if first is None:
+        return None
+    chosen = [obs for obs in sent if first <= obs.started < end]
+    span = end - first
+    if len(chosen) < 3 or span <= 0:
+        return None
+    records = sum(obs.delivered for obs in chosen)
+    requests = sum(1 for obs in chosen if obs.outcome != "throttled")
+    nbytes = sum(obs.nbytes * obs.delivered / max(obs.records, 1) for obs in chosen)
+    return records / span, requests / span, nbytes / span

@@ -91,6 +91,8 @@ class Recorder:
         self.progress_latency = LogHistogram()
         self.step_latency = LogHistogram()
         self.remaining: Callable[[], float | None] = lambda: None
+        # Every request while --find-max measures a ceiling; None otherwise.
+        self.sent: list[RequestObservation] | None = None
 
     def restart(self) -> None:
         """Begin the clock now (generation starts): start-up is not part of the test."""
@@ -107,6 +109,8 @@ class Recorder:
         self.total.observe(obs)
         self.progress_latency.add(obs.seconds)
         self.step_latency.add(obs.seconds)
+        if self.sent is not None:
+            self.sent.append(obs)
 
     def track(self, put_at: float, receipts: Receipts, n: int) -> None:
         """Measure put-to-acknowledged latency of a chunk of `n` events put at `put_at`."""

@@ -19,6 +19,7 @@ from ingest.service.config import ServiceConfig, _check_together, load_values
 from ingest.service.keys import KEYS, Key, Value
 
 PROFILES = ("constant", "ramp", "steps")
+FIND_MAX_BACKOFF = {"backoff_base_s": 0.01, "backoff_cap_s": 0.1}
 DEFAULT_PRICE_PER_GB = 0.029  # USD per GB ingested, us-east-1 Direct PUT
 _TEST_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,58}")  # room left for "-<index>" in a run id
 
@@ -117,6 +118,11 @@ def load_loadtest_config(
         config_file=config_file,
     )
     settings = LoadtestSettings(**{k: v for k, v in values.items() if k in own})  # type: ignore[arg-type]
+    if settings.find_max:
+        # Retries must keep a throttled stream saturated for --find-max to measure the stream's
+        # ceiling rather than the client's backoff: short backoff unless set explicitly.
+        fast = {k: v for k, v in FIND_MAX_BACKOFF.items() if k not in values}
+        service = replace(service, **fast)  # type: ignore[arg-type]
     _check_together(service)
     _check(service, settings)
     return _fleet_share(service, settings)
