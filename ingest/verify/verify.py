@@ -355,7 +355,17 @@ async def _s3_worker(
         feed = _ObjectFeed(reading, ref)
         response = await s3.get_object(Bucket=bucket, Key=ref.key)
         body = response["Body"]  # aiobotocore's StreamingBody: read(n) streams the object
+        pieces: list[bytes] = []
+        held = 0
         async with body:
-            while raw := await body.read(CHUNK_BYTES):
-                feed.feed(raw)
+            # read(n) returns what the socket has (often a few KiB): gather a good share of a
+            # chunk first, so the per-chunk work is paid per 256 KiB, not per network read.
+            while raw := await body.read(CHUNK_BYTES - held):
+                pieces.append(raw)
+                held += len(raw)
+                if held >= CHUNK_BYTES // 4:
+                    feed.feed(b"".join(pieces))
+                    pieces, held = [], 0
+        if pieces:
+            feed.feed(b"".join(pieces))
         feed.close()
