@@ -112,6 +112,7 @@ class FirehoseClient:
         self._url = ""
         self._proxy: str | None = None
         self._proxy_headers: dict[str, str] | None = None
+        self._extra_headers: dict[str, str] = {}
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -146,7 +147,11 @@ class FirehoseClient:
         self.transport = transport
         self._url = self._endpoint().rstrip("/") + "/"
         self._proxy = transport.proxy
-        self._proxy_headers = transport.proxy_headers or None
+        # aiohttp sends proxy_headers only on the CONNECT of a tunnel: a plain-http request
+        # through a forward proxy carries them itself.
+        tunnel = self._url.startswith("https:")
+        self._proxy_headers = (transport.proxy_headers or None) if tunnel else None
+        self._extra_headers = {} if tunnel else transport.proxy_headers
         ssl_context = transport.ssl_context()
         credentials = session.get_credentials()
         if inspect.isawaitable(credentials):
@@ -202,6 +207,8 @@ class FirehoseClient:
             raise RuntimeError("FirehoseClient is not started")
         body = encode_put_record_batch(self._stream_json, records)
         headers = await self._signer.sign(self._url, body, self._put_target)
+        if self._extra_headers:
+            headers.update(self._extra_headers)  # for the forward proxy; not part of the signature
         # aiohttp warns about (and would write in one piece) bodies over 1 MiB given as bytes.
         data: bytes | io.BytesIO = io.BytesIO(body) if len(body) > _LARGE_BODY_BYTES else body
         try:

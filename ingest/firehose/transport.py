@@ -43,6 +43,8 @@ class Transport:
     verify: bool | str = True
     #: The proxy for the endpoint's scheme, user info removed (it travels in `proxy_headers`).
     proxy: str | None = None
+    #: Headers for the proxy (Proxy-Authorization): on the CONNECT of an https:// endpoint, on
+    #: every forwarded request of an http:// one.
     proxy_headers: dict[str, str] = field(default_factory=dict)
     #: proxies_config: the CA bundle for an https:// proxy, and the client cert it wants.
     proxy_ca_bundle: str | None = None
@@ -113,7 +115,8 @@ def resolve_transport(boto_client: Any, url: str) -> Transport:
     return Transport(
         verify=verify if isinstance(verify, str) else bool(verify),
         proxy=_without_userinfo(proxy) if proxy else None,
-        proxy_headers=dict(proxy_config.proxy_headers_for(url)) if proxy else {},
+        # botocore builds them from the proxy URL's user info (Basic auth).
+        proxy_headers=dict(proxy_config.proxy_headers_for(proxy)) if proxy else {},
         proxy_ca_bundle=settings.get("proxy_ca_bundle"),
         client_cert=client_cert,
     )

@@ -25,7 +25,14 @@ from pathlib import Path
 import pytest
 import trustme
 
-from ingest import ConfigError, EventGenerator, Producer, RecordFailedError, TlsError
+from ingest import (
+    ConfigError,
+    EventGenerator,
+    FirehoseConnectionError,
+    Producer,
+    RecordFailedError,
+    TlsError,
+)
 from ingest.emulator import Emulator
 from ingest.firehose.client import FirehoseClient
 from tests.conftest import free_port
@@ -56,10 +63,22 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return Pki(out / "ca.pem", out / "wrong-ca.pem", out / "cert.pem", out / "key.pem")
 
 
+PROXY_USER, PROXY_PASSWORD = "ingest", "s3cret-pw"
+
+
 @dataclass(frozen=True)
 class Proxy:
-    url: str
+    url: str  # with user info: the proxy wants Basic authentication
     log: Path
+
+    @property
+    def bare_url(self) -> str:
+        return self.url.replace(f"{PROXY_USER}:{PROXY_PASSWORD}@", "")
+
+    def forwarded_posts_to(self, port: int) -> int:
+        """Plain-HTTP requests the proxy forwarded to 127.0.0.1:`port` (logged on close)."""
+        text = self.log.read_text("utf-8", "replace")
+        return len(re.findall(rf" - POST 127\.0\.0\.1:{port}/ - 200 ", text))
 
     def tunnels_to(self, port: int) -> list[int]:
         """Bytes carried by each closed CONNECT tunnel to 127.0.0.1:`port`, in log order."""
@@ -81,18 +100,20 @@ class Proxy:
 
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    """proxy.py on 127.0.0.1 in its own process, logging every tunnel."""
+    """proxy.py on 127.0.0.1 in its own process, asking for Basic authentication and logging
+    every tunnel."""
     port = free_port()
     log = tmp_path_factory.mktemp("proxy") / "proxy.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "proxy", "--hostname", "127.0.0.1", "--port", str(port),
-             "--num-workers", "1", "--num-acceptors", "1", "--log-level", "INFO"],
+             "--num-workers", "1", "--num-acceptors", "1", "--log-level", "INFO",
+             "--basic-auth", f"{PROXY_USER}:{PROXY_PASSWORD}"],
             stdout=sink, stderr=subprocess.STDOUT, env=_without_proxies(os.environ),
         )  # fmt: skip
     try:
         _wait_listening(port, process)
-        yield Proxy(f"http://127.0.0.1:{port}", log)
+        yield Proxy(f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{port}", log)
     finally:
         process.terminate()
         try:
@@ -218,7 +239,10 @@ async def test_botocore_proxies_config_is_used_by_both_calls(
         proxies={"https": proxy.url},
     )
     await describe_and_put(client, [b'{"a":1}\n'])
-    assert client.transport.proxy == proxy.url
+    # The password travels in botocore's Proxy-Authorization header, never in a logged URL.
+    assert client.transport.proxy == proxy.bare_url
+    assert client.transport.proxy_headers["Proxy-Authorization"].startswith("Basic ")
+    assert PROXY_PASSWORD not in client.transport.describe()
     assert client.transport.ca_bundle == str(pki.ca)
     assert len(await proxy.wait_tunnels(port_of(tls_emulator.endpoint_url), 2)) == 2
     assert len(tls_emulator.stored_records(STREAM)) == 1
@@ -339,3 +363,53 @@ async def test_ingest_run_follows_the_same_settings_and_says_what_to_fix(
     assert "certificate verify failed" in unusable[0]["error"]
     assert "AWS_CA_BUNDLE" in unusable[0]["hint"]
     assert "Traceback" not in bad.stderr
+
+
+async def test_http_proxy_forwards_plain_http_for_both_calls(
+    proxy: Proxy, env: pytest.MonkeyPatch, emulator: Emulator
+) -> None:
+    """An http:// endpoint goes through HTTP_PROXY as forwarded requests (no tunnel)."""
+    env.setenv("HTTP_PROXY", proxy.url)
+    client = FirehoseClient(STREAM, region="us-east-1", endpoint_url=emulator.endpoint_url)
+    await describe_and_put(client, [b'{"a":1}\n'])
+    port = port_of(emulator.endpoint_url)
+    for _ in range(100):  # the proxy logs a request when its connection closes
+        if proxy.forwarded_posts_to(port) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert proxy.forwarded_posts_to(port) == 2  # DescribeDeliveryStream and PutRecordBatch
+    assert len(emulator.stored_records(STREAM)) == 1
+
+
+async def test_a_refused_proxy_is_a_connection_error_naming_it(
+    pki: Pki, proxy: Proxy, env: pytest.MonkeyPatch, tls_emulator: Emulator
+) -> None:
+    """Wrong proxy password: 407 to CONNECT; nothing reached the endpoint, no secret shown."""
+    env.setenv("AWS_CA_BUNDLE", str(pki.ca))
+    env.setenv("HTTPS_PROXY", proxy.url.replace(PROXY_PASSWORD, "wrong"))
+    async with FirehoseClient(
+        STREAM, region="us-east-1", endpoint_url=tls_emulator.endpoint_url
+    ) as client:
+        with pytest.raises(FirehoseConnectionError) as refused:
+            await client.put_record_batch([b'{"a":1}\n'])
+    assert refused.value.code == "ProxyRefused"
+    assert refused.value.status == 407
+    assert not refused.value.ambiguous  # the endpoint was never reached
+    assert proxy.bare_url in str(refused.value)
+    assert "wrong" not in str(refused.value)
+    assert tls_emulator.stored_records(STREAM) == []
+
+
+async def test_the_profile_ca_bundle_is_used_by_both_calls(
+    pki: Pki, env: pytest.MonkeyPatch, tls_emulator: Emulator, tmp_path: Path
+) -> None:
+    """No AWS_CA_BUNDLE: the profile's ca_bundle (AWS_CONFIG_FILE) outranks REQUESTS_CA_BUNDLE."""
+    env.delenv("AWS_CA_BUNDLE", raising=False)
+    env.setenv("REQUESTS_CA_BUNDLE", str(pki.wrong_ca))
+    config = tmp_path / "aws-config"
+    config.write_text(f"[default]\nca_bundle = {pki.ca}\n", encoding="utf-8")
+    env.setenv("AWS_CONFIG_FILE", str(config))
+    client = FirehoseClient(STREAM, region="us-east-1", endpoint_url=tls_emulator.endpoint_url)
+    await describe_and_put(client, [b'{"a":1}\n'])
+    assert client.transport.ca_bundle == str(pki.ca)
+    assert len(tls_emulator.stored_records(STREAM)) == 1
