@@ -413,3 +413,23 @@ async def test_the_profile_ca_bundle_is_used_by_both_calls(
     await describe_and_put(client, [b'{"a":1}\n'])
     assert client.transport.ca_bundle == str(pki.ca)
     assert len(tls_emulator.stored_records(STREAM)) == 1
+
+
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [
+        ("AWS_USE_FIPS_ENDPOINT", "https://firehose-fips.us-east-1.amazonaws.com"),
+        ("AWS_USE_DUALSTACK_ENDPOINT", "https://firehose.us-east-1.api.aws"),
+    ],
+)
+async def test_fips_and_dual_stack_endpoints_come_from_botocore_for_both_calls(
+    env: pytest.MonkeyPatch, variable: str, expected: str
+) -> None:
+    """No request is sent: starting the client resolves the endpoint, and PutRecordBatch is
+    posted to the URL botocore resolved for DescribeDeliveryStream."""
+    env.delenv("AWS_ENDPOINT_URL", raising=False)
+    env.delenv("AWS_ENDPOINT_URL_FIREHOSE", raising=False)
+    env.setenv(variable, "true")
+    async with FirehoseClient(STREAM, region="us-east-1") as client:
+        assert client.endpoint_url == expected
+        assert client._url == expected + "/"  # where put_record_batch posts
