@@ -469,7 +469,3 @@ def _zone(name: str) -> tzinfo:
             f"CustomTimeZone {name!r} is not a known time zone (e.g. UTC, Asia/Tokyo, "
             "America/New_York)",
         ) from None
-
-
-#: The layout of a stream created without any layout setting.
-DEFAULT_LAYOUT: Final = Layout.from_config({})
