@@ -150,7 +150,7 @@ class Reconciler:
         n = len(lines)
         # Every line starts with {"id":"; its seq's digits start at 83 (checked below with
         # the ts before them).
-        if not chunk.startswith(_HEAD) or chunk.count(_NL_HEAD) != n - 1:
+        if not chunk.startswith(_HEAD):
             return False
         head = _DIGITS.match(lines[0], _SEQ_AT)
         if head is None:
@@ -158,10 +158,14 @@ class Reconciler:
         tail = lines[0][head.end() :]  # ,"producer":"..."}  (plus "pad" when sized)
         single = self._tail_tally(tail)
         tallies: list[RunTally] | None = None
-        if single is not None and chunk.count(tail + b"\n") == n:
-            # One producer and one tail: the digits sit between two fixed offsets.
+        ending = tail + b"\n"
+        if single is not None and chunk.endswith(ending) and chunk.count(ending + _HEAD) == n - 1:
+            # One producer and one tail (each of the n-1 newlines inside the chunk sits between
+            # the tail and the next line's head): the digits sit between two fixed offsets.
             digits = list(map(itemgetter(slice(_SEQ_AT, -len(tail))), lines))
             quotes = n * (_FIXED_QUOTES + tail.count(b'"'))
+        elif chunk.count(_NL_HEAD) != n - 1:
+            return False
         else:  # several producers, or padded events whose tails differ with the seq's width
             parts = list(map(bytes.partition, map(itemgetter(slice(_SEQ_AT, None)), lines),
                              repeat(b",")))  # fmt: skip
