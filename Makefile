@@ -57,7 +57,7 @@ test: lint typecheck pytest
 # Speed and memory figures (never asserted in tests): the emulator's intake, the producer's, verify's.
 bench: $(STAMP)
 	$(BIN)/python bench/bench_emulator.py
-	$(BIN)/python bench/bench_producer.py
+	$(BIN)/python bench/bench_compare.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_verify.py
 
 # Regenerate the exact-version locks: runtime (for the image) and dev (for tests).
