@@ -31,6 +31,7 @@ from ingest.cli import build_parser
 from ingest.service.config import load_config
 from ingest.service.http import ROUTES
 from ingest.service.keys import KEYS_BY_NAME
+from tests.service.test_service_docker import image_env
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "ingest"
@@ -101,13 +102,13 @@ def container(workload: dict[str, Any]) -> dict[str, Any]:
 
 
 def effective_config(docs: dict[str, dict[str, Any]], tmp: Path, pod_name: str) -> Any:
-    """The ServiceConfig the container would load: the ConfigMap's TOML at INGEST_CONFIG and the
-    container's environment (downward-API fields resolved as the kubelet would), read by the
-    service's own loader."""
+    """The ServiceConfig the container would load: the ConfigMap's TOML at INGEST_CONFIG, the
+    image's environment (Dockerfile ENV) overlaid by the container's (downward-API fields
+    resolved as the kubelet would), read by the service's own loader."""
     main = container(docs["Deployment"] if "Deployment" in docs else docs["Job"])
     toml_file = tmp / "ingest.toml"
     toml_file.write_text(docs["ConfigMap"]["data"]["ingest.toml"], encoding="utf-8")
-    env = {}
+    env = image_env()
     for var in main["env"]:
         if "value" in var:
             env[var["name"]] = var["value"]
