@@ -24,7 +24,7 @@ log = structlog.get_logger(__name__)
 
 
 async def verify_run(
-    emulator: Emulator, run_id: str, generated: int, *, since_s: float, json_line: bool
+    emulator: Emulator, run_id: str, generated: int, *, since_s: float | None, json_line: bool
 ) -> VerifyResult | None:
     """Flush the emulator (what its buffer interval would do, without the wait), then count
     how many of this run's `generated` events reached its files; print one line (or one JSON

@@ -10,6 +10,7 @@ failure handler), then stop the HTTP server and the emulator (which flushes to d
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Sequence
 from contextlib import AsyncExitStack
@@ -69,7 +70,7 @@ async def _run(
     signals: SignalDrain,
     json_summary: bool,
 ) -> int:
-    spool = await _open_spool(stack, config)
+    spool = _dead_letter_spool(stack, config, events.run_id)
     producer = await _start_producer(stack, config, target, spool)
     _resume_seqs(producer, events)
     state = RunState(spool=spool)
@@ -89,6 +90,7 @@ async def _run(
         return code
     generation_started = time.monotonic()
     started_at_s = time.time()  # objects older than this hold no event of this run
+    first_seq = events.seq  # > 0 when --durable resumed the run id of an earlier process
     stopped_by = await _generate(producer, events, config, state, signals)
     generation_s = time.monotonic() - generation_started
     state.draining = True
@@ -100,8 +102,8 @@ async def _run(
     )  # fmt: skip
     log.info("run_finished", **summary.as_log())
     print(summary.render_json() if json_summary else summary.render(), flush=True)
-    return await _after_run(config, target, events.run_id, state, started_at_s, summary,
-                            json_summary)  # fmt: skip
+    return await _after_run(config, target, events.run_id, state, (first_seq, started_at_s),
+                            summary, json_summary)  # fmt: skip
 
 
 async def _after_run(
@@ -109,21 +111,27 @@ async def _after_run(
     target: Target,
     run_id: str,
     state: RunState,
-    started_at_s: float,
+    start: tuple[int, float],
     summary: Summary,
     json_summary: bool,
 ) -> int:
-    """--verify (read the run's events back from the emulator) and --report; the exit code."""
+    """--verify (read the run's events back from the emulator) and --report; the exit code.
+
+    `start` is the first seq this process generated and when. Seqs 0..first+generated-1 of
+    the run id exist (a resumed --durable run continues an earlier process's seqs), and only
+    a run that started at seq 0 may skip the objects written before it started."""
+    first_seq, started_at_s = start
+    generated = first_seq + state.events_generated
     code = summary.exit_code
     verified = None
     if config.verify and target.emulator is not None:
         verified = await verify_run(
-            target.emulator, run_id, state.events_generated, since_s=started_at_s,
-            json_line=json_summary,
+            target.emulator, run_id, generated,
+            since_s=started_at_s if first_seq == 0 else None, json_line=json_summary,
         )  # fmt: skip
         code = max(code, verify_exit_code(verified))
     if config.report is not None:
-        data = report_data(run_id, state.events_generated, summary.as_log(), verified)
+        data = report_data(run_id, generated, summary.as_log(), verified)
         if not await write_report(config.report, data):
             code = max(code, EXIT_FAILURE)
     return code
@@ -155,29 +163,36 @@ def _producer(config: ServiceConfig, target: Target, spool: DeadLetterSpool) -> 
     )
 
 
-async def _open_spool(stack: AsyncExitStack, config: ServiceConfig) -> DeadLetterSpool:
-    """Open (lock, recover) the dead-letter spool; closed after the producer when `stack`
-    unwinds. Raises ConfigError naming spool_dir when it cannot be used."""
+def _dead_letter_spool(
+    stack: AsyncExitStack, config: ServiceConfig, run_id: str
+) -> DeadLetterSpool:
+    """The dead-letter spool under spool_dir (one log per run id, opened at the first failure:
+    a run where nothing fails writes nothing); closed after the producer when `stack` unwinds.
+    Raises ConfigError naming spool_dir when it could never be written."""
+    _check_writable("spool_dir", config.spool_dir)
     spool = DeadLetterSpool(
         config.spool_dir,
         stream=config.stream,
+        writer_id=run_id,
         max_bytes=config.spool_max_bytes,
         full_timeout_s=config.spool_full_timeout_s,
     )
-    try:
-        recovery = await spool.open()
-    except (SpoolLockedError, OSError) as exc:
-        await spool.close()
-        raise _dir_error("spool_dir", config.spool_dir, exc) from None
     stack.push_async_callback(spool.close)
-    if recovery.pending:
-        log.info(
-            "spool_holds_records",
-            directory=str(config.spool_dir),
-            records=recovery.pending_records,
-            hint="resend them with `ingest replay`",
-        )
     return spool
+
+
+def _check_writable(key: str, directory: Path) -> None:
+    """`directory`, or the nearest parent that exists, must be a writable directory (nothing
+    is created here)."""
+    path = directory.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        what = "not a directory" if not path.is_dir() else "not writable"
+        raise ConfigError(
+            f"{key}: cannot use {str(directory)!r} ({path} is {what}); "
+            "expected a writable directory path"
+        )
 
 
 async def _start_producer(
