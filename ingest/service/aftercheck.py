@@ -71,7 +71,7 @@ def _sentence(result: VerifyResult, generated: int, where: str) -> str:
     run = result.runs[0]
     text = (
         f"verify: {run.delivered_unique:,} of {generated:,} events reached the emulator's files "
-        f"in {where} ({result.objects:,} objects)"
+        f"in {where} ({result.objects:,} object{'' if result.objects == 1 else 's'})"
     )
     details = []
     if run.missing:
