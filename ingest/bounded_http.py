@@ -4,8 +4,11 @@ Both HTTP servers, the service's health/metrics port and the emulator, serve thr
 `BoundedServer`, so a flood of clients that send a byte a second (or connect and say nothing)
 cannot take every file descriptor, starve the event loop or fill memory:
 
-- **Connection cap**, below the process's file-descriptor limit: by default a share of the soft
-  ``RLIMIT_NOFILE`` (the rest stays free for the process's own outbound connections and files).
+- **Connection cap**, below the process's file-descriptor limit: the cap plus one accept burst
+  (asyncio accepts up to ``backlog`` sockets before any of them reaches us) stays within a share
+  of the soft ``RLIMIT_NOFILE``, so the rest stays free for the process's own outbound
+  connections and files, and accept() never meets EMFILE (asyncio would then stop accepting
+  for a second and log an error per attempt).
   At the cap a new connection evicts the connection that has waited longest for its request head
   (a slow client), else the longest-idle keep-alive connection; if every connection is busy with
   a request, the new one is closed at once. A probe that sends its request at once therefore
@@ -70,14 +73,16 @@ def fd_soft_limit() -> int:
 class ServerLimits:
     """What one server may hold. Durations in seconds, sizes in bytes.
 
-    ``max_connections=None`` means ``fd_share`` of the soft fd limit, at most
-    ``default_max_connections``; an explicit value is still clamped to ``fd_share`` of the limit,
-    because accepting past the fd limit fails every other socket and file of the process.
+    ``max_connections=None`` means ``fd_share`` of the soft fd limit less ``backlog``, at most
+    ``default_max_connections``; an explicit value is still clamped to that, because accepting
+    past the fd limit fails every other socket and file of the process. ``backlog`` is the
+    listen queue, and also how many sockets asyncio accepts in one go.
     """
 
     max_connections: int | None = None
     default_max_connections: int = 1024
     fd_share: float = 0.25
+    backlog: int = 128
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
     idle_timeout_s: float = 60.0
@@ -95,13 +100,16 @@ class ServerLimits:
         budget = self.max_buffered_bytes
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise ValueError(f"max_buffered_bytes={budget!r}: expected an integer >= 1")
+        if isinstance(self.backlog, bool) or not isinstance(self.backlog, int) or self.backlog < 1:
+            raise ValueError(f"backlog={self.backlog!r}: expected an integer >= 1")
         if not 0 < self.fd_share <= 1:
             raise ValueError(f"fd_share={self.fd_share!r}: expected a fraction in (0, 1]")
 
     def fd_ceiling(self, soft_limit: int | None = None) -> int:
-        """The most connections the fd limit allows this server."""
+        """The most connections the fd limit allows this server: its share, less one accept
+        burst."""
         soft = fd_soft_limit() if soft_limit is None else soft_limit
-        return max(MIN_CONNECTIONS, int(soft * self.fd_share))
+        return max(MIN_CONNECTIONS, int(soft * self.fd_share) - self.backlog)
 
     def connection_cap(self, soft_limit: int | None = None) -> int:
         """The effective connection cap for a process whose soft fd limit is ``soft_limit``."""

@@ -73,8 +73,9 @@ async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
 
 
 def test_the_cap_stays_below_the_fd_limit() -> None:
-    limits = ServerLimits(max_connections=5000, fd_share=0.25)
-    assert limits.connection_cap(soft_limit=1024) == 256
+    # The cap plus one accept burst (the backlog) stays within the share of the fd limit.
+    limits = ServerLimits(max_connections=5000, fd_share=0.25, backlog=64)
+    assert limits.connection_cap(soft_limit=1024) == 256 - 64
     assert ServerLimits(default_max_connections=100, fd_share=0.5).connection_cap(1024) == 100
     assert ServerLimits(fd_share=0.5).connection_cap(soft_limit=4) >= 1
     with pytest.raises(ValueError, match="max_connections"):

@@ -293,9 +293,9 @@ def _add_server_flags(p: argparse.ArgumentParser) -> None:
         "--max-connections",
         type=flags.positive_int,
         metavar="N",
-        help=f"connection cap (default: half the open-file limit, at most "
-        f"{limits.default_max_connections}; never more than half of it); at the cap a new "
-        "connection evicts the oldest one still sending its request head",
+        help=f"connection cap (default: half the open-file limit less the listen backlog of "
+        f"{limits.backlog}, at most {limits.default_max_connections}; never more than that); at "
+        "the cap a new connection evicts the oldest one still sending its request head",
     )
     g.add_argument(
         "--header-timeout",

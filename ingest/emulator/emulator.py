@@ -106,13 +106,11 @@ class Emulator:
         handler.server = server
         runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
-        # A deep accept queue: queued connections hold no fd of ours, and a client queued behind
-        # a burst of reconnecting slow clients is accepted without a SYN retry.
         site = web.TCPSite(
             runner,
             self.options.host,
             self.options.port,
-            backlog=1024,
+            backlog=self.options.server_limits.backlog,  # the cap leaves room for this burst
             ssl_context=self.options.ssl_context(),
         )
         try:

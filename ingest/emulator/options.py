@@ -14,11 +14,13 @@ from ingest.firehose.limits import DEFAULT_REGION, DEFAULT_STREAM, default_quota
 
 DEFAULT_BUFFER_SIZE_BYTES = 1024 * 1024
 DEFAULT_BUFFER_INTERVAL_S = 1.0
-#: The emulator serves many producers: half the open-file limit (at most 4,096) for connections,
-#: 256 MiB of request bodies being read at once (about 45 full PutRecordBatch bodies).
+#: The emulator serves many producers: half the open-file limit less the accept backlog (at
+#: most 4,096) for connections, 256 MiB of request bodies being read at once (about 45 full
+#: PutRecordBatch bodies).
 DEFAULT_SERVER_LIMITS = ServerLimits(
     default_max_connections=4096,
     fd_share=0.5,
+    backlog=128,
     header_timeout_s=10.0,
     body_timeout_s=30.0,
     idle_timeout_s=60.0,

@@ -27,6 +27,7 @@ _METHODS = frozenset({"GET", "HEAD"})
 DEFAULT_LIMITS = ServerLimits(
     default_max_connections=256,
     fd_share=0.25,
+    backlog=64,
     header_timeout_s=5.0,
     body_timeout_s=5.0,
     idle_timeout_s=30.0,
@@ -91,9 +92,8 @@ class HttpServer:
         self._server = server
         self._runner = web.ServerRunner(server, handle_signals=False)
         await self._runner.setup()
-        # A deep accept queue: connections waiting there hold no fd of ours, and a probe queued
-        # behind a burst of reconnecting slow clients is accepted without a SYN retry.
-        site = web.TCPSite(self._runner, self._host, self.port, backlog=1024)
+        # The backlog is also asyncio's accept burst: the cap leaves room for it (ServerLimits).
+        site = web.TCPSite(self._runner, self._host, self.port, backlog=self._limits.backlog)
         await site.start()
         self.port = _bound_port(self._runner, self.port)
 

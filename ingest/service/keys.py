@@ -164,7 +164,8 @@ KEYS: tuple[Key, ...] = (
          "port of the health/metrics server", check=_at_least(0, 65535)),
     _key("http_max_connections", "int", None, _POSITIVE_INT,
          "connection cap of the health/metrics server (unset = a quarter of the open-file "
-         "limit, at most 256; always at most a quarter, the rest stays the producer's)",
+         "limit less its listen backlog of 64, at most 256; never more than that: the rest "
+         "of the open files stay the producer's)",
          optional=True, check=_at_least(1)),
     _key("http_header_timeout_s", "float", 5.0, _POSITIVE_SECONDS,
          "health/metrics server: a request head must arrive within this long", check=_above(0)),

@@ -231,7 +231,7 @@ def test_slow_client_floods_on_both_ports(scenario: Scenario) -> None:
     _check(books)
     assert worst < 1.0
     assert summary["exit_code"] == 0
-    assert float(summary["generated_per_s"]) > 900  # generation was never held up
+    assert float(summary["generated_per_s"]) > 850  # generation was never held up
     # One line per kind of refusal per interval, never one per connection.
     assert run.stderr.stat().st_size < 200_000
     assert scenario.emulator.stderr_bytes() < 200_000
