@@ -181,3 +181,16 @@ def test_the_python_helper_gives_the_same_counts(planted_dir: Path, expected: in
     assert (run.missing, run.duplicated_events, run.worst_multiplicity) == (5, 1002, 3)
     assert run.missing_ranges == [(100, 104)]
     assert result.ignored_events == 250
+
+
+def test_gzip_records_inside_a_gzip_object(tmp_path: Path) -> None:
+    """Packed, gzipped records (one gzip member each) in an object Firehose gzipped again."""
+    events = EventGenerator(run_id="packed").batch(900)
+    records = b"".join(gzip.compress(b"".join(events[i : i + 100])) for i in range(0, 900, 100))
+    write_tree(tmp_path, {firehose_key() + ".gz": gzip.compress(records),
+                          firehose_key(): records})  # fmt: skip
+    result = asyncio_run(verify_destination(data_dir=tmp_path, expected=900))
+    (run,) = result.runs
+    assert (run.delivered_unique, run.missing, run.duplicated_events) == (900, 0, 900)
+    assert result.objects_damaged == 0
+    assert result.lines == 1800
