@@ -153,6 +153,10 @@ class Receipts:
     def __len__(self) -> int:
         return sum(stop - start for _, start, stop in self._segments)
 
+    def segments(self) -> list[tuple[Batch, int, int]]:
+        """The (batch, start, stop) runs, in put order."""
+        return self._segments
+
     def __iter__(self) -> Iterator[Receipt]:
         for batch, start, stop in self._segments:
             for index in range(start, stop):

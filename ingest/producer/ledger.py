@@ -2,23 +2,30 @@
 
 Every settlement updates the counters, gives the record's queue space back and, for failures,
 calls the failure handler, so ``put == delivered + failed + pending`` holds at every instant.
+
+An async failure handler (``async def``, e.g. the dead-letter spool's, which fsyncs) is awaited
+BEFORE its records count as failed: until it returns they stay pending, keep their queue space
+(so a slow or full spool is backpressure on `put`) and their batch stays unsettled.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import structlog
 
-from ingest.errors import FirehoseError
+from ingest.errors import FirehoseError, IngestError
 from ingest.firehose.wire import PutBatchResult
 from ingest.producer.batch import Batch
 from ingest.producer.stats import Counters, FailedRecord
 
-__all__ = ["FailureHandler", "Ledger", "log_failures"]
+__all__ = ["AsyncFailureHandler", "FailureHandler", "Ledger", "log_failures"]
 
 FailureHandler = Callable[[Sequence[FailedRecord]], None]
+AsyncFailureHandler = Callable[[Sequence[FailedRecord]], Awaitable[None]]
 _log = structlog.get_logger(__name__)
 
 
@@ -47,12 +54,20 @@ class Ledger:
         self,
         counters: Counters,
         release: Callable[[int, int], None],
-        on_failure: FailureHandler | None = None,
+        on_failure: FailureHandler | AsyncFailureHandler | None = None,
     ) -> None:
         self.counters = counters
         self._release = release
         self._on_failure = on_failure or log_failures
         self.unsettled: dict[Batch, None] = {}  # insertion-ordered set
+        # Async handler: failures handed over but not yet counted, per batch, and the tasks.
+        self._async = inspect.iscoroutinefunction(on_failure)
+        self._handing: dict[Batch, int] = {}
+        self._deferred: list[tuple[Batch, list[FailedRecord]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.unhandled: set[Batch] = set()  # batches whose failures the async handler refused
+        self.on_settle: Callable[[Batch], None] | None = None  # told of every settled batch
+        self.on_handler_error: Callable[[Exception], None] | None = None
 
     def track(self, batch: Batch) -> None:
         self.unsettled[batch] = None
@@ -120,6 +135,12 @@ class Ledger:
         batch.failures = table
         gone = {index for index, _, _ in failures}
         batch.pending = [index for index in batch.pending_indices() if index not in gone]
+        if self._async:  # counted once the handler returns (see the module doc)
+            self._handing[batch] = self._handing.get(batch, 0) + 1
+            self._deferred.append((batch, failed))
+            if hand_over:
+                self.hand_over(failed)
+            return failed
         for record in failed:
             self.counters.count_failed(record.reason, 1)
         self._release(len(failed), sum(len(record.data) for record in failed))
@@ -143,12 +164,51 @@ class Ledger:
 
     def settle(self, batch: Batch) -> None:
         """Mark `batch` final (all its records settled, or none ever added)."""
+        if self._handing and batch in self._handing:
+            return  # its failures are still being handed over; settled when that ends
         self.unsettled.pop(batch, None)
         batch.settle()
+        if self.on_settle is not None:
+            self.on_settle(batch)
 
     def hand_over(self, failed: list[FailedRecord]) -> None:
         """Give settled failures to the failure handler; its errors are logged, not raised."""
+        if self._async:
+            deferred, self._deferred = self._deferred, []
+            task = asyncio.get_running_loop().create_task(self._hand_over_async(deferred))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
         try:
             self._on_failure(failed)
         except Exception:  # a broken handler must not break the accounting or the producer
             _log.exception("failure_handler_error", count=len(failed))
+
+    async def _hand_over_async(self, deferred: list[tuple[Batch, list[FailedRecord]]]) -> None:
+        failed = [record for _, records in deferred for record in records]
+        try:
+            await self._on_failure(failed)  # type: ignore[misc]
+        except Exception as exc:  # counted as failed all the same: never pending forever
+            if isinstance(exc, IngestError):  # e.g. SpoolFullError: expected, said plainly
+                _log.error("failure_handler_refused", count=len(failed), error=str(exc))
+            else:
+                _log.exception("failure_handler_error", count=len(failed))
+            self.unhandled.update(batch for batch, _ in deferred)
+            if self.on_handler_error is not None:
+                self.on_handler_error(exc)
+        finally:
+            counters = self.counters
+            for batch, records in deferred:
+                for record in records:
+                    counters.count_failed(record.reason, 1)
+                self._release(len(records), sum(len(record.data) for record in records))
+                left = self._handing.pop(batch) - 1
+                if left:
+                    self._handing[batch] = left
+                elif not batch.pending:
+                    self.settle(batch)
+
+    async def handlers_done(self) -> None:
+        """Wait until every failure handed to an async handler is counted."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))

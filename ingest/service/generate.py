@@ -54,7 +54,8 @@ async def generate(
     """Run until a limit or `stop`; returns why it ended ("count", "duration", "signal", ...).
 
     `state.events_generated` counts events the producer accepted; this loop is its only writer
-    and leaves it equal to the producer's `records_put` however it ends (a refused or cancelled
+    and leaves it equal to the producer's `records_put` (less the records a durable log resent,
+    which this run did not generate) however it ends (a refused or cancelled
     `put_many` may have queued part of its chunk: the ledger knows how much).
     """
     deadline = None if limits.duration_s is None else time.monotonic() + limits.duration_s
@@ -75,7 +76,9 @@ async def generate(
                 return "producer_refused"
             await asyncio.sleep(0)  # let the sender and the HTTP server run between chunks
     finally:
-        state.events_generated = sink.stats().records_put
+        stats = sink.stats()
+        recovered: int = getattr(stats, "records_recovered", 0)  # durable log resends
+        state.events_generated = stats.records_put - recovered
 
 
 async def _put_all(

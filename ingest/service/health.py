@@ -20,6 +20,15 @@ class StatsSource(Protocol):
     def stats(self) -> ProducerStats: ...
 
 
+class SpoolGauges(Protocol):
+    """What /metrics reads of the dead-letter spool."""
+
+    @property
+    def spooled(self) -> dict[str, int]: ...  # records written, by failure reason
+    @property
+    def bytes(self) -> int: ...  # bytes in its files
+
+
 @dataclass
 class RunState:
     """What the run loop knows that the producer does not; mutated only by the run loop."""
@@ -27,6 +36,7 @@ class RunState:
     events_generated: int = 0
     target_confirmed_monotonic: float | None = None  # when DescribeDeliveryStream answered
     draining: bool = False
+    spool: SpoolGauges | None = None  # the dead-letter spool, once open
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,19 @@ class ProducerCollector(Collector):
         info = InfoMetricFamily("ingest", "Version, run id and target of this process.")
         info.add_metric([], self._info)
         yield info
+        spool = self._state.spool
+        yield _labelled(
+            "ingest_records_spooled",
+            "Failed records written (fsync'd) to the dead-letter spool, by failure reason.",
+            "reason",
+            self._reasons,
+            spool.spooled if spool is not None else {},
+        )
+        yield GaugeMetricFamily(
+            "ingest_spool_bytes",
+            "Bytes in the dead-letter spool's files (records waiting for `ingest replay`).",
+            spool.bytes if spool is not None else 0,
+        )
 
 
 def _counters(stats: ProducerStats) -> Iterator[Metric]:

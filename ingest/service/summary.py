@@ -42,6 +42,16 @@ class Summary:
     latency_p99_s: float | None
     generation_s: float  # generation start to its stop
     total_s: float  # generation start to the end of the drain (start-up excluded)
+    recovered: int = 0  # --durable: records found in the log at start and resent
+    spooled: int = 0  # failed records written to the dead-letter spool
+    bytes_sent: int = 0  # Firehose records' bytes of every attempt (packed/compressed as sent)
+    bytes_billed: int = 0  # accepted Firehose records, each rounded up to 5 KB
+    firehose_records: int = 0  # Firehose records accepted (fewer than events when packing)
+
+    @property
+    def events_per_record(self) -> float:
+        """Events per Firehose record delivered (1 without packing)."""
+        return self.delivered / self.firehose_records if self.firehose_records else 0.0
 
     @property
     def drain_s(self) -> float:
@@ -75,7 +85,7 @@ class Summary:
 
     @property
     def all_delivered(self) -> bool:
-        return self.delivered == self.generated and not self.failed
+        return self.delivered == self.generated + self.recovered and not self.failed
 
     @property
     def exit_code(self) -> int:
@@ -102,6 +112,7 @@ class Summary:
         fields["generated_per_s"] = round(self.generated_per_s, 1)
         fields["delivered_per_s"] = round(self.delivered_per_s, 1)
         fields["delivered_mib_per_s"] = round(self.delivered_mib_per_s, 3)
+        fields["events_per_record"] = round(self.events_per_record, 2)
         for name in ("latency_p50_s", "latency_p99_s"):
             value = fields[name]
             fields[name] = None if value is None else round(float(value), 4)
@@ -133,7 +144,13 @@ class Summary:
             f"  retried     {self.retried:>12,}",
             f"  throttled   {self.throttled:>12,}",
             f"  duplicates  {self.duplicates_possible:>12,}  (possible, after ambiguous errors)",
+            f"  billed      {self.bytes_billed:>12,}  (bytes, 5 KB per record; "
+            f"{self.bytes_sent:,} bytes sent, {self.events_per_record:,.1f} events per record)",
         ]
+        if self.spooled:
+            lines.append(f"  spooled     {self.spooled:>12,}  (failed, kept for `ingest replay`)")
+        if self.recovered:
+            lines.append(f"  recovered   {self.recovered:>12,}  (resent from the durable log)")
         if self.pending:
             lines.append(f"  pending     {self.pending:>12,}  (unsettled: a producer bug)")
         missed = self.target_line()
@@ -176,6 +193,7 @@ def summarize(
     total_s: float,
     run_id: str = "",
     target_rate: float = 0.0,
+    spooled: int = 0,
 ) -> Summary:
     latency = stats.request_duration
     return Summary(
@@ -197,4 +215,9 @@ def summarize(
         latency_p99_s=quantile(latency, 0.99),
         generation_s=generation_s,
         total_s=total_s,
+        recovered=stats.records_recovered,
+        spooled=spooled,
+        bytes_sent=stats.bytes_sent,
+        bytes_billed=stats.bytes_billed,
+        firehose_records=stats.firehose_records_delivered,
     )

@@ -120,10 +120,10 @@ def _producer_args(config: ServiceConfig) -> dict[str, Any]:
 
 
 async def _replay(directory: str, config: ServiceConfig, ambiguous: bool, as_json: bool) -> int:
-    from ingest.spool.replay import NotASpoolError, replay_spool
+    from ingest.spool.replay import NotASpoolError, replay_tree
 
     try:
-        report = await replay_spool(
+        report = await replay_tree(
             directory, producer_args=_producer_args(config), include_ambiguous=ambiguous
         )
     except NotASpoolError as exc:
@@ -139,11 +139,12 @@ async def _replay(directory: str, config: ServiceConfig, ambiguous: bool, as_jso
         print(f"ingest replay: cannot use {directory!r}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     print(orjson.dumps(report.as_dict()).decode() if as_json else report.render(), flush=True)
-    return EXIT_FAILURE if report.undelivered else EXIT_OK
+    return EXIT_FAILURE if report.undelivered or report.busy else EXIT_OK
 
 
 def check_command(args: argparse.Namespace) -> int:
     from ingest.spool.check import check_log
+    from ingest.spool.log import find_logs
 
     directory: str = args.directory
     if not os.path.isdir(directory):
@@ -154,9 +155,12 @@ def check_command(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     try:
-        report = check_log(directory)
+        reports = [check_log(path) for path in find_logs(directory)] or [check_log(directory)]
     except OSError as exc:
         print(f"ingest spool check: cannot read {directory!r}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    print(orjson.dumps(report.as_dict()).decode() if args.json else report.render(), flush=True)
-    return EXIT_OK if report.intact else EXIT_FAILURE
+    if args.json:
+        print(orjson.dumps([report.as_dict() for report in reports]).decode(), flush=True)
+    else:
+        print("\n".join(report.render() for report in reports), flush=True)
+    return EXIT_OK if all(report.intact for report in reports) else EXIT_FAILURE

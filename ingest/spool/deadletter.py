@@ -18,6 +18,7 @@ timestamps. `ingest replay` resends them; `ingest spool check` reports on them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from typing import Any, Self
 
 import orjson
 
+from ingest.errors import SpoolIOError
 from ingest.producer.stats import FailedRecord
 from ingest.spool.files import FileLayer
 from ingest.spool.log import DEFAULT_SEGMENT_BYTES, KIND_DEAD_LETTER, Recovery, SegmentLog
@@ -97,23 +99,28 @@ def decode_entry(raw: bytes) -> SpooledRecord:
 
 
 class DeadLetterSpool:
-    """A failure handler that appends failed records to the segment log in `directory`.
+    """A failure handler that appends failed records to a segment log: `directory` itself, or
+    with `writer_id` its subdirectory of that name (the service uses its run id, so runs
+    sharing a spool_dir never contend; `ingest replay DIR` reads them all).
 
-    `max_bytes` (None: no bound) caps the spool's files; `full_timeout_s` is how long a full
-    spool (bound or disk) is backpressure before `SpoolFullError`. The directory is locked
-    while open: `ingest replay` waits for the writer to finish."""
+    The log is opened (locked, recovered) by `open`, or lazily by the first `handle`: a run
+    where nothing fails writes nothing. `max_bytes` (None: no bound) caps the log's files;
+    `full_timeout_s` is how long a full spool (bound or disk) is backpressure before
+    `SpoolFullError`. While open the log is locked: `ingest replay` skips it."""
 
     def __init__(
         self,
         directory: str | os.PathLike[str] = DEFAULT_SPOOL_DIR,
         *,
         stream: str,
+        writer_id: str | None = None,
         max_bytes: int | None = DEFAULT_MAX_BYTES,
         full_timeout_s: float = 30.0,
         files: FileLayer | None = None,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
     ) -> None:
-        self.directory = os.fspath(directory)
+        self.root = os.fspath(directory)
+        self.directory = os.path.join(self.root, writer_id) if writer_id else self.root
         self.stream = stream
         log = SegmentLog(
             self.directory, kind=KIND_DEAD_LETTER, files=files, segment_bytes=segment_bytes
@@ -122,11 +129,14 @@ class DeadLetterSpool:
         self.spooled: dict[str, int] = {}  # records written, by failure reason
         self.refused = 0  # records `handle` could not store (SpoolFullError, SpoolIOError)
         self.recovery: Recovery | None = None
+        self._opening = asyncio.Lock()
 
     async def open(self) -> Recovery:
-        """Lock and recover the spool (cuts a torn tail, quarantines a corrupt segment).
+        """Lock and recover the log (cuts a torn tail, quarantines a corrupt segment); once.
         Raises `SpoolLockedError`, OSError."""
-        self.recovery = await self._writer.open()
+        async with self._opening:
+            if self.recovery is None:
+                self.recovery = await self._writer.open()
         return self.recovery
 
     async def handle(self, failed: Sequence[FailedRecord]) -> None:
@@ -137,6 +147,11 @@ class DeadLetterSpool:
         at = _now()
         entries = [encode_entry(record, self.stream, at) for record in failed]
         try:
+            if self.recovery is None:
+                try:
+                    await self.open()
+                except OSError as exc:
+                    raise SpoolIOError(f"{self.directory}: cannot open the spool: {exc}") from exc
             await self._writer.append(entries)
         except Exception:
             self.refused += len(failed)
@@ -163,3 +178,51 @@ class DeadLetterSpool:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def read_spool(directory: str | os.PathLike[str]) -> list[SpooledRecord]:
+    """Every record still in the spool under `directory` (itself and one log per run id below
+    it), oldest first: read-only, no lock taken, nothing cut or moved (safe next to a running
+    writer; a torn tail is just not read). Records a replay already journaled as delivered are
+    left out. Raises OSError when the directory cannot be read, ValueError on a bad entry."""
+    from ingest.spool.journal import JOURNAL, read_journal
+    from ingest.spool.log import (
+        CHECKPOINT,
+        HEADER_BYTES,
+        decode_frames,
+        decode_header,
+        find_logs,
+        parse_segment_name,
+        read_checkpoint,
+    )
+
+    found: list[SpooledRecord] = []
+    root = os.fspath(directory)
+    if not os.path.isdir(root):
+        return found
+    for path in find_logs(root):
+        names = os.listdir(path)
+        lwm = 0
+        if CHECKPOINT in names:
+            with open(os.path.join(path, CHECKPOINT), "rb") as file:
+                checkpoint = read_checkpoint(file.read())
+            lwm = checkpoint[1] if checkpoint is not None else 0
+        delivered: set[int] = set()
+        if JOURNAL in names:
+            with open(os.path.join(path, JOURNAL), "rb") as file:
+                delivered, _ = read_journal(file.read())
+        records: dict[int, bytes] = {}
+        segments = sorted((p, n) for n in names if (p := parse_segment_name(n)) is not None)
+        for (base, _), name in segments:
+            with open(os.path.join(path, name), "rb") as file:
+                data = file.read()
+            header = decode_header(data)
+            if header is None or header[1] != base:
+                continue
+            for first, group in decode_frames(data, HEADER_BYTES, base).groups:
+                for offset, raw in enumerate(group):
+                    seq = first + offset
+                    if seq >= lwm and seq not in delivered:
+                        records.setdefault(seq, raw)
+        found.extend(decode_entry(records[seq]) for seq in sorted(records))
+    return found

@@ -325,14 +325,17 @@ class SegmentLog:
         if scan.problem is not None and not scan.torn:
             self._quarantine(name, scan.problem, recovery, offset=scan.good_end)
             return None, []
+        # What a killed process wrote may still be only in the page cache: sync it now, so
+        # what we recover (and resend, or replay) survives a power loss from here on.
+        handle = files.open_append(path)
+        try:
+            if scan.problem is not None:
+                handle.truncate(scan.good_end)
+            handle.sync()
+        finally:
+            handle.close()
         if scan.problem is not None:
             cut = len(data) - scan.good_end
-            handle = files.open_append(path)
-            try:
-                handle.truncate(scan.good_end)
-                handle.sync()
-            finally:
-                handle.close()
             recovery.torn_bytes += cut
             _log.warning(
                 "spool_torn_tail_cut",
@@ -541,3 +544,20 @@ class SegmentLog:
 
     def _path(self, name: str) -> str:
         return os.path.join(self.directory, name)
+
+
+def find_logs(directory: str) -> list[str]:
+    """`directory` if it holds a log, then each subdirectory that does (the service writes one
+    log per run id under its spool_dir), in name order."""
+    found = []
+    below = sorted(
+        os.path.join(directory, name)
+        for name in os.listdir(directory)
+        if name != QUARANTINE and os.path.isdir(os.path.join(directory, name))
+    )
+    candidates = [directory, *below]
+    for path in candidates:
+        names = os.listdir(path)
+        if CHECKPOINT in names or any(parse_segment_name(name) for name in names):
+            found.append(path)
+    return found

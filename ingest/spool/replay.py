@@ -18,12 +18,13 @@ from typing import Any
 
 import structlog
 
+from ingest.errors import SpoolLockedError
 from ingest.producer import Producer
 from ingest.producer.batch import Receipts
 from ingest.producer.stats import FailedRecord
 from ingest.spool.deadletter import SpooledRecord, decode_entry
 from ingest.spool.journal import ReplayJournal
-from ingest.spool.log import KIND_DEAD_LETTER, KIND_DURABLE, SegmentLog
+from ingest.spool.log import KIND_DEAD_LETTER, KIND_DURABLE, SegmentLog, find_logs
 
 __all__ = ["ReplayReport", "replay_spool"]
 
@@ -45,10 +46,20 @@ class ReplayReport:
     unreadable: int = 0  # entries that are not spool entries (kept)
     quarantined: int = 0  # corrupt segments moved aside at open
     segments_deleted: int = 0
+    logs: int = 0  # spool logs replayed (one per run id under the service's spool_dir)
+    busy: list[str] = field(default_factory=list)  # logs locked by a running process: skipped
 
     @property
     def undelivered(self) -> int:
         return sum(self.failed.values()) + self.skipped_ambiguous + self.unreadable
+
+    def add(self, other: ReplayReport) -> None:
+        for name in ("in_spool", "already_delivered", "sent", "delivered", "skipped_ambiguous",
+                     "unreadable", "quarantined", "segments_deleted", "logs"):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for reason, count in other.failed.items():
+            self.failed[reason] = self.failed.get(reason, 0) + count
+        self.busy += other.busy
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +73,8 @@ class ReplayReport:
             "unreadable": self.unreadable,
             "quarantined": self.quarantined,
             "segments_deleted": self.segments_deleted,
+            "logs": self.logs,
+            "busy": list(self.busy),
             "undelivered": self.undelivered,
         }
 
@@ -80,13 +93,15 @@ class ReplayReport:
         ]
         if self.unreadable:
             lines.append(f"  unreadable          {self.unreadable:>10,}  (not spool entries)")
+        for path in self.busy:
+            lines.append(f"  in use, skipped     {path}  (a running process holds its lock)")
         if self.quarantined:
             lines.append(
                 f"  quarantined         {self.quarantined:>10,}  segment(s), see quarantine/"
             )
         verdict = (
             "nothing left to deliver"
-            if not self.undelivered
+            if not self.undelivered and not self.busy
             else f"{self.undelivered:,} record(s) still undelivered, kept in the spool"
         )
         lines.append(f"  result: {verdict}")
@@ -95,6 +110,27 @@ class ReplayReport:
 
 class NotASpoolError(Exception):
     """The directory holds a durable log, not a dead-letter spool."""
+
+
+async def replay_tree(
+    directory: str,
+    *,
+    producer_args: Mapping[str, Any],
+    include_ambiguous: bool = False,
+) -> ReplayReport:
+    """Replay every spool log in `directory` (itself and one per run id below it); a log a
+    running process holds is skipped and listed in `busy`."""
+    total = ReplayReport(directory)
+    for path in find_logs(directory):
+        try:
+            report = await replay_spool(
+                path, producer_args=producer_args, include_ambiguous=include_ambiguous
+            )
+        except SpoolLockedError:
+            total.busy.append(path)
+            continue
+        total.add(report)
+    return total
 
 
 async def replay_spool(
@@ -118,7 +154,7 @@ async def replay_spool(
         journal = ReplayJournal(directory)
         delivered_before = await asyncio.to_thread(journal.load)
         try:
-            report = ReplayReport(directory, quarantined=len(recovery.quarantined))
+            report = ReplayReport(directory, quarantined=len(recovery.quarantined), logs=1)
             todo, present = _select(recovery.pending, delivered_before, include_ambiguous, report)
             if todo:
                 await _send(todo, producer_args, journal, report, window)

@@ -210,21 +210,12 @@ def spooled_events(spool_dir: Path) -> Counter[tuple[str, int]] | None:
     """(run id, seq) -> times dead-lettered, or None when this tree has no spool reader."""
     if not _has_spool() or not spool_dir.exists():
         return None if not _has_spool() else Counter()
-    from ingest.spool.deadletter import decode_entry
-    from ingest.spool.log import KIND_DEAD_LETTER, SegmentLog
+    from ingest.spool.deadletter import read_spool  # read-only: one log per run id below
 
-    log = SegmentLog(spool_dir, kind=KIND_DEAD_LETTER, lock=False)
-    recovery = log.open()
     counts: Counter[tuple[str, int]] = Counter()
-    try:
-        for _, records in recovery.pending:
-            for raw in records:
-                for event in _events(decode_entry(raw).data):
-                    counts[(str(event["producer"]), int(event["seq"]))] += 1
-    finally:
-        close = getattr(log, "close", None)
-        if close is not None:
-            close()
+    for entry in read_spool(spool_dir):
+        for event in _events(entry.data):
+            counts[(str(event["producer"]), int(event["seq"]))] += 1
     return counts
 
 
