@@ -46,7 +46,7 @@ class Transport:
     #: Headers for the proxy (Proxy-Authorization): on the CONNECT of an https:// endpoint, on
     #: every forwarded request of an http:// one.
     proxy_headers: dict[str, str] = field(default_factory=dict)
-    #: proxies_config: the CA bundle for an https:// proxy, and the client cert it wants.
+    #: proxies_config's proxy_ca_bundle: the CA bundle for an https:// proxy (trusted too).
     proxy_ca_bundle: str | None = None
     #: client certificate (and key) for mutual TLS: botocore's ``client_cert``.
     client_cert: str | tuple[str, str] | None = None
@@ -66,17 +66,17 @@ class Transport:
         bundle = self.ca_bundle
         if bundle is None:
             return False
-        context = _load(lambda: ssl.create_default_context(cafile=bundle), "CA bundle", bundle)
+        context = _load(lambda: ssl.create_default_context(cafile=bundle), "ca_bundle", bundle)
         if self.proxy_ca_bundle:
             extra = self.proxy_ca_bundle
-            _load(lambda: context.load_verify_locations(cafile=extra), "proxy CA bundle", extra)
+            _load(lambda: context.load_verify_locations(cafile=extra), "proxy_ca_bundle", extra)
         if self.client_cert:
             cert, key = (
                 self.client_cert
                 if isinstance(self.client_cert, tuple)
                 else (self.client_cert, None)
             )
-            _load(lambda: context.load_cert_chain(cert, key), "client certificate", cert)
+            _load(lambda: context.load_cert_chain(cert, key), "client_cert", cert)
         return context
 
     def describe(self) -> str:
@@ -86,12 +86,15 @@ class Transport:
         return f"{route}, {trust}"
 
 
-def _load(action: Callable[[], _T], what: str, path: str) -> _T:
+def _load(action: Callable[[], _T], setting: str, path: str) -> _T:
+    """`action()`; a ConfigError naming the botocore setting and the file when it fails."""
     try:
         return action()
     except (OSError, ssl.SSLError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"ca_bundle: cannot use {what} {path!r}: {reason}") from None
+        raise ConfigError(
+            f"{setting}: cannot use {path!r}: {reason}; expected a readable PEM file"
+        ) from None
 
 
 def resolve_transport(boto_client: Any, url: str) -> Transport:
