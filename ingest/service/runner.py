@@ -98,7 +98,7 @@ async def _run(
     summary = summarize(
         producer.stats(), state, stopped_by=stopped_by, generation_s=generation_s,
         total_s=time.monotonic() - generation_started, run_id=events.run_id,
-        target_rate=config.rate, spooled=spool.spooled_total,
+        stream=config.stream, target_rate=config.rate, spooled=spool.spooled_total,
     )  # fmt: skip
     log.info("run_finished", **summary.as_log())
     print(summary.render_json() if json_summary else summary.render(), flush=True)

@@ -25,6 +25,7 @@ TARGET_TOLERANCE = 0.05
 @dataclass(frozen=True, kw_only=True)
 class Summary:
     run_id: str
+    stream: str = ""
     target_rate: float  # events/s asked; 0 = as fast as possible (no target)
     stopped_by: str
     generated: int
@@ -192,12 +193,14 @@ def summarize(
     generation_s: float,
     total_s: float,
     run_id: str = "",
+    stream: str = "",
     target_rate: float = 0.0,
     spooled: int = 0,
 ) -> Summary:
     latency = stats.request_duration
     return Summary(
         run_id=run_id,
+        stream=stream,
         target_rate=target_rate,
         stopped_by=stopped_by,
         generated=state.events_generated,
