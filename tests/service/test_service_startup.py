@@ -7,6 +7,7 @@ covered end to end (missing stream against moto in test_service_run.py).
 from __future__ import annotations
 
 import asyncio
+import re
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -139,3 +140,40 @@ async def test_unusable_local_data_dir_is_a_config_error_naming_the_key(tmp_path
     async with AsyncExitStack() as stack:
         with pytest.raises(ConfigError, match=rf"^local_data_dir: cannot use '{a_file}' \("):
             await open_target(stack, config)
+
+
+class ComesBack(Checker):
+    """Refuses connections for the first `failures` checks, then answers."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(FirehoseConnectionError("ConnectFailed", "refused"))
+        self.failures = failures
+
+    async def check_target(self) -> object:
+        if self.calls + 1 > self.failures:
+            self.error = None
+        return await super().check_target()
+
+
+async def test_a_target_that_answers_within_unreachable_after_s_is_confirmed() -> None:
+    """Refused twice, then up (a compose stack starting): asked again, confirmed, no exit."""
+    state = RunState()
+    checker = ComesBack(failures=2)
+    assert await confirm_target(checker, state, TARGET, unreachable_after_s=5) is None
+    assert checker.calls == 3
+    assert state.target_confirmed_monotonic is not None
+
+
+async def test_a_target_silent_for_unreachable_after_s_ends_the_run_with_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    state = RunState()
+    checker = ComesBack(failures=10**6)
+    with capture_logs() as logs:
+        code = await confirm_target(checker, state, TARGET, unreachable_after_s=0.6)
+    assert code == 1
+    assert checker.calls >= 2  # asked again before giving up
+    assert [entry for entry in logs if entry["log_level"] in ("warning", "error")] == []
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("ingest run: stream 's' in us-east-1 at http://***@127.0.0.1:1")
+    assert re.search(r"is unreachable: no answer for \d\.\d s \(ConnectFailed: refused\)", line)
