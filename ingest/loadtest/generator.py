@@ -76,15 +76,15 @@ class PacedGenerator:
                     # a little late): make them, so the test's total is exactly its target.
                     due = profile.due(duration_s)
                     rec.target_due = base_due + due
-                    last = int(due - skipped - made)
+                    # Only one chunk: more owed than that is a shortfall, not a reason to
+                    # run past the end.
+                    last = min(int(due - skipped - made), MAX_CHUNK)
                     if count is not None:
                         last = min(last, count - made)
                     if last > 0:
-                        accepted = await self._put(self._events.batch(min(last, MAX_CHUNK)))
+                        accepted = await self._put(self._events.batch(last))
                         made += accepted
                         rec.generated += accepted
-                        if last > MAX_CHUNK and accepted:
-                            continue
                     return "duration"
                 left = None if count is None else count - made
                 if left == 0:

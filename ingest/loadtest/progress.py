@@ -216,25 +216,19 @@ class RunProgressSource:
     """Progress of `ingest run`: the producer's ledger, the run's count of events generated and
     the target rate; its `observe` is the producer's `on_request` hook (latency)."""
 
-    def __init__(
-        self,
-        stats: Callable[[], ProducerStats],
-        generated: Callable[[], int],
-        *,
-        rate: float,
-        duration_s: float | None,
-        count: int | None,
-    ) -> None:
-        self._stats = stats
-        self._generated = generated
+    def __init__(self, *, rate: float, duration_s: float | None, count: int | None) -> None:
+        self._stats: Callable[[], ProducerStats] | None = None
+        self._generated: Callable[[], int] = lambda: 0
         self._rate = rate
         self._duration_s = duration_s
         self._count = count
         self._started = time.monotonic()
         self._latency = LogHistogram()
 
-    def restart(self) -> None:
-        """Generation starts now (start-up is not counted)."""
+    def start(self, stats: Callable[[], ProducerStats], generated: Callable[[], int]) -> None:
+        """Generation starts now (start-up is not counted): read `stats` and `generated`."""
+        self._stats = stats
+        self._generated = generated
         self._started = time.monotonic()
 
     def observe(self, obs: RequestObservation) -> None:
@@ -245,6 +239,7 @@ class RunProgressSource:
         return taken
 
     def sample(self) -> Sample:
+        assert self._stats is not None, "start() first"
         now = time.monotonic()
         elapsed = now - self._started
         generated = self._generated()
@@ -263,3 +258,19 @@ class RunProgressSource:
             generated=generated,
             stats=self._stats(),
         )
+
+
+def run_progress(
+    source: RunProgressSource,
+    stats: Callable[[], ProducerStats],
+    generated: Callable[[], int],
+    *,
+    every_s: float,
+    json_logs: bool,
+    title: str,
+) -> Progress:
+    """Start the progress of `ingest run` (generation starts now); `stop()` it at the drain."""
+    source.start(stats, generated)
+    progress = Progress(source, every_s=every_s, live=use_live(json_logs), title=title)
+    progress.start()
+    return progress

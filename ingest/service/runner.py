@@ -24,11 +24,13 @@ from ingest import __version__
 from ingest.cli import EXIT_FAILURE
 from ingest.errors import ConfigError, FirehoseError, SpoolLockedError
 from ingest.events import EventGenerator
-from ingest.producer import Producer
+from ingest.loadtest.progress import RunProgressSource, run_progress
+from ingest.producer import Producer, RequestObserver
 from ingest.service.aftercheck import report_data, verify_exit_code, verify_run, write_report
 from ingest.service.config import ServiceConfig
 from ingest.service.generate import Limits, generate
 from ingest.service.health import Health, RunState
+from ingest.service.logging import json_logs
 from ingest.service.pacing import Pacer
 from ingest.service.server import start_server
 from ingest.service.signals import SignalDrain
@@ -71,7 +73,8 @@ async def _run(
     json_summary: bool,
 ) -> int:
     spool = _dead_letter_spool(stack, config, events.run_id)
-    producer = await _start_producer(stack, config, target, spool)
+    source = RunProgressSource(rate=config.rate, duration_s=config.duration_s, count=config.count)
+    producer = await _start_producer(stack, config, target, spool, source.observe)
     _resume_seqs(producer, events)
     state = RunState(spool=spool)
     health = Health(
@@ -91,8 +94,15 @@ async def _run(
     generation_started = time.monotonic()
     started_at_s = time.time()  # objects older than this hold no event of this run
     first_seq = events.seq  # > 0 when --durable resumed the run id of an earlier process
-    stopped_by = await _generate(producer, events, config, state, signals)
-    generation_s = time.monotonic() - generation_started
+    progress = run_progress(
+        source, producer.stats, lambda: state.events_generated, every_s=config.progress_every_s,
+        json_logs=json_logs(), title=f"ingest run {events.run_id}",
+    )  # fmt: skip
+    try:
+        stopped_by = await _generate(producer, events, config, state, signals)
+        generation_s = time.monotonic() - generation_started
+    finally:
+        await progress.stop()
     state.draining = True
     await _drain(producer, config.drain_timeout_s, signals)
     summary = summarize(
@@ -149,8 +159,13 @@ async def _unless_stopped(check: Awaitable[int | None], signals: SignalDrain) ->
     return None
 
 
-def _producer(config: ServiceConfig, target: Target, spool: DeadLetterSpool) -> Producer:
-    """The producer for the target."""
+def _producer(
+    config: ServiceConfig,
+    target: Target,
+    spool: DeadLetterSpool,
+    on_request: RequestObserver | None = None,
+) -> Producer:
+    """The producer for the target; `on_request` sees every request (progress latency)."""
     return Producer(
         stream=config.stream,
         region=config.region,
@@ -159,6 +174,7 @@ def _producer(config: ServiceConfig, target: Target, spool: DeadLetterSpool) -> 
         # producer's ledger counts them, and the summary and /metrics read that count.
         on_failure=spool.handle,
         session=target.session,
+        on_request=on_request,
         **config.producer_options(),
     )
 
@@ -196,10 +212,14 @@ def _check_writable(key: str, directory: Path) -> None:
 
 
 async def _start_producer(
-    stack: AsyncExitStack, config: ServiceConfig, target: Target, spool: DeadLetterSpool
+    stack: AsyncExitStack,
+    config: ServiceConfig,
+    target: Target,
+    spool: DeadLetterSpool,
+    on_request: RequestObserver | None = None,
 ) -> Producer:
     try:
-        return await stack.enter_async_context(_producer(config, target, spool))
+        return await stack.enter_async_context(_producer(config, target, spool, on_request))
     except (SpoolLockedError, OSError) as exc:
         if not config.durable:
             raise
