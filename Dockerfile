@@ -16,12 +16,15 @@ RUN python -m venv /opt/venv \
 
 # --- final stage: the interpreter, the virtualenv and our sources; no pip cache, no compilers
 FROM python:3.11.13-slim-bookworm
-# /data is the emulator's data directory; created here so a named volume mounted on it
-# inherits the non-root owner.
+# /data is the emulator's data directory; /app/data/spool (dead-letter spool, spool_dir) and
+# /app/data/durable (the --durable log) are the producer's: created here so a named volume
+# mounted on them inherits the non-root owner.
 RUN groupadd --system --gid 10001 ingest \
     && useradd --system --uid 10001 --gid ingest --no-create-home --home-dir /app ingest \
     && mkdir /data \
-    && chown 10001:10001 /data
+    && chown 10001:10001 /data \
+    && mkdir -p /app/data/spool /app/data/durable \
+    && chown -R 10001:10001 /app/data
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 # The package runs from source (PYTHONPATH): no build backend is needed to install it.
@@ -34,6 +37,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     INGEST_HTTP_HOST=0.0.0.0 \
     INGEST_HTTP_PORT=8080 \
     INGEST_LOG_FORMAT=json
+# Failed records (and, with --durable, accepted ones) must outlive the container.
+VOLUME ["/app/data/spool", "/app/data/durable"]
 # Numeric ids: Kubernetes' runAsNonRoot can only verify a numeric user.
 USER 10001:10001
 EXPOSE 8080
