@@ -145,7 +145,11 @@ def main() -> int:
         finally:
             sink.terminate()
             sink.wait(timeout=30)
-    seconds = [s for s in report["slices"] if s["phase"] in ("generation", "unpaced") and s["duration_s"] > 0.9]
+    seconds = [
+        s
+        for s in report["slices"]
+        if s["phase"] in ("generation", "unpaced") and s["duration_s"] > 0.9
+    ]
     span = max(sum(s["duration_s"] for s in seconds), 1e-9)
     achieved = sum(s["generated"] for s in seconds) / span
     missed = [s["start_s"] for s in seconds if s["shortfall"]]
