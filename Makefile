@@ -55,12 +55,13 @@ pytest: $(STAMP) $(BIN)/helm
 test: lint typecheck pytest
 
 # Speed and memory figures (never asserted in tests): the emulator's intake, the producer's, verify's,
-# the load generator's (250,000 events/s on one core).
+# the load generator's (250,000 events/s on one core), --durable's cost against memory mode.
 bench: $(STAMP)
 	$(BIN)/python bench/bench_emulator.py
 	$(BIN)/python bench/bench_compare.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_verify.py
 	$(BIN)/python bench/bench_loadtest.py
+	$(BIN)/python bench/bench_durable.py
 
 # Regenerate the exact-version locks: runtime (for the image) and dev (for tests).
 lock:
