@@ -10,7 +10,8 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding=
 METRICS = (
     "ingest_records_put_total", "ingest_records_delivered_total", "ingest_records_failed_total",
     "ingest_records_retried_total", "ingest_requests_total", "ingest_throttled_total",
-    "ingest_bytes_delivered_total", "ingest_records_throttled_total", "ingest_delivered_bytes_total", "ingest_queue_records", "ingest_inflight_requests",
+    "ingest_bytes_delivered_total", "ingest_records_throttled_total",
+    "ingest_delivered_bytes_total", "ingest_queue_records", "ingest_inflight_requests",
     "ingest_request_duration_seconds",
 )  # fmt: skip
 
