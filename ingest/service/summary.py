@@ -134,12 +134,12 @@ class Summary:
         lines = [
             f"ingest run {self.run_id} finished ({self.stopped_by}) in {self.total_s:.1f} s: "
             f"generation {self.generation_s:.1f} s, drain {self.drain_s:.1f} s",
-            f"  target      {target:>12}",
+            f"  target      {target}",
             f"  generated   {self.generated:>12,}  ({self.generated_per_s:,.0f} events/s "
             f"over {self.generation_s:.1f} s)",
             f"  delivered   {self.delivered:>12,}  ({self.delivered_per_s:,.0f} events/s, "
             f"{self.delivered_mib_per_s:,.2f} MiB/s, {self.bytes_delivered:,} bytes)",
-            f"  latency     {_latency(self.latency_p50_s, self.latency_p99_s):>12}  "
+            f"  latency     {_latency(self.latency_p50_s, self.latency_p99_s)}  "
             f"(per PutRecordBatch request, {self.requests:,} requests)",
             f"  failed      {self.failed:>12,}" + (f"  ({reasons})" if reasons else ""),
             f"  retried     {self.retried:>12,}",
