@@ -197,7 +197,11 @@ class Producer:
         if self._dispatcher is not None:
             raise ProducerError("producer already started")
         if self._durable is not None:  # first: a locked or unreadable log starts nothing
-            await self._durable.open()
+            try:
+                await self._durable.open()
+            except BaseException:
+                await self._durable.close()  # stops its writer thread; holds no lock
+                raise
         try:
             await self._client.start()
         except BaseException:
