@@ -55,7 +55,8 @@ async def test_a_fleet_of_three_merges_into_one_report_that_renders(tmp_path: Pa
     assert [d.code for d in done] == [0, 0, 0], done[0].stderr[-2000:]
     parts = [read_report(path) for path in reports]
     assert [p["runs"][0]["run_id"] for p in parts] == [f"{TEST_ID}-{i}" for i in range(3)]
-    assert all(abs(p["totals"]["target_rate"] - 1000) < 10 for p in parts)  # each its share
+    assert [p["config"]["rate"] for p in parts] == [1000.0] * 3  # each its share of 3,000/s
+    assert [p["totals"]["target"] for p in parts] == [2000] * 3
 
     merged_path, page = tmp_path / "merged.json", tmp_path / "merged.html"
     merged_run = _merge(*map(str, reversed(reports)), "--report", str(merged_path),
