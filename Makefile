@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_verify.py
 	$(BIN)/python bench/bench_loadtest.py
 	$(BIN)/python bench/bench_durable.py
+	$(BIN)/python bench/bench_bounded.py
 
 # Regenerate the exact-version locks: runtime (for the image) and dev (for tests).
 lock:
