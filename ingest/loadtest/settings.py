@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ingest.errors import ConfigError
 from ingest.service.config import ServiceConfig, _check_together, load_values
-from ingest.service.keys import KEYS, Key, Value
+from ingest.service.keys import KEYS, KEYS_BY_NAME, Key, Value
 
 PROFILES = ("constant", "ramp", "steps")
 FIND_MAX_BACKOFF = {"backoff_base_s": 0.01, "backoff_cap_s": 0.1}
@@ -78,8 +78,9 @@ LOADTEST_KEYS: tuple[Key, ...] = (
     _key("test_id", "str", None, "1-58 characters from A-Z a-z 0-9 _ . : -",
          "id of the test; the run id becomes <test id>-<fleet index>", optional=True,
          check=lambda value: _TEST_ID_RE.fullmatch(str(value)) is not None),
-    _key("html", "path", None, "a file path",
-         "write the report as one self-contained HTML file with charts", optional=True),
+    _key("html", "path", None, "a file path in an existing directory",
+         "write the report as one self-contained HTML file with charts", optional=True,
+         check=KEYS_BY_NAME["report"].check, metavar="FILE"),
 )  # fmt: skip
 
 ALL_KEYS: tuple[Key, ...] = (*KEYS, *LOADTEST_KEYS)

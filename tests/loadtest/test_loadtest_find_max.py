@@ -38,7 +38,7 @@ async def test_find_max_lands_within_10_percent_of_each_kind_of_quota(tmp_path: 
     )
     requests = await _find_max(
         tmp_path, "requests", ["--quota-requests-per-s", str(REQUESTS_QUOTA)],
-        "--rate", "1500", "--linger", "1",
+        "--rate", "1800", "--linger", "1",
     )  # fmt: skip
     nbytes = await _find_max(
         tmp_path, "bytes", ["--quota-bytes-per-s", str(BYTES_QUOTA)],

@@ -24,6 +24,7 @@ from ingest.loadtest.settings import load_loadtest_config
          ["fleet_index", "--fleet-index", "3", "--fleet-size 3"]),
         (["--hold", "0", "--find-max"], ["hold_s", "--hold", "0"]),
         (["--fleet-size", "2", "--test-id", "t"], ["fleet_index", "JOB_COMPLETION_INDEX"]),
+        (["--html", "/nonexistent-dir/x.html"], ["html", "--html", "/nonexistent-dir/x.html"]),
     ],
 )  # fmt: skip
 def test_bad_options_exit_2_naming_the_option(
