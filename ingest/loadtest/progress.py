@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -169,9 +169,16 @@ class Progress:
         previous = self._source.sample()
         self.last = view_between(previous, previous, LogHistogram())
         next_sample = time.monotonic() + LIVE_SAMPLE_S
-        with Live(
-            render(self.last, self._title), console=console, auto_refresh=False, transient=False
-        ) as live:
+        with (
+            Live(
+                render(self.last, self._title),
+                console=console,
+                auto_refresh=False,
+                transient=False,
+                redirect_stderr=True,
+            ) as live,
+            _logs_above(),
+        ):
             while not self._done.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._done.wait(), timeout=LIVE_REFRESH_S)
@@ -183,8 +190,22 @@ class Progress:
                 live.update(render(self.last, self._title), refresh=True)
 
 
+@contextlib.contextmanager
+def _logs_above() -> Iterator[None]:
+    """Log lines written while the area is live go through rich's stderr proxy (installed by
+    Live), which prints them above the area instead of through it."""
+    factory = structlog.get_config()["logger_factory"]
+    if isinstance(factory, structlog.PrintLoggerFactory):
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    try:
+        yield
+    finally:
+        structlog.configure(logger_factory=factory)
+
+
 def render(view: View, title: str) -> Panel:
     """The status area: a two-column grid of labels and values."""
+    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
@@ -202,14 +223,14 @@ def render(view: View, title: str) -> Panel:
         achieved.append("  BELOW TARGET", style="bold red")
     p50 = "—" if view.latency_p50_ms is None else f"{view.latency_p50_ms:,.1f} ms"
     p99 = "—" if view.latency_p99_ms is None else f"{view.latency_p99_ms:,.1f} ms"
-    phase = f"  [{view.phase}]" if view.phase else ""
+    phase = f"  ({view.phase})" if view.phase else ""
     table.add_row("elapsed", f"{view.elapsed_s:,.0f} s", "remaining", remaining)
     table.add_row("target", target, "achieved", achieved)
     table.add_row("delivered", f"{view.delivered:,}", "MiB/s", f"{view.mib_per_s:,.2f}")
     table.add_row("failed", f"{view.failed:,}", "retried", f"{view.retried:,}")
     table.add_row("throttled", f"{view.throttled:,}", "queue", f"{view.queue_records:,}")
     table.add_row("p50 latency", p50, "p99 latency", p99)
-    return Panel(table, title=f"{title}{phase}", expand=False)
+    return Panel(table, title=escape(f"{title}{phase}"), expand=False)
 
 
 class RunProgressSource:
