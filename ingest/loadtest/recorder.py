@@ -58,6 +58,9 @@ class Slice:
     retried: int
     throttled_records: int  # records answered throttling (in a 200, or in a throttled call)
     bytes_delivered: int
+    bytes_sent: int  # on the wire, resends included (after packing/compression, if any)
+    bytes_billed: int  # every Firehose record accepted, rounded up to 5 KB
+    firehose_records: int  # Firehose records accepted (fewer than events when packing)
     queue_records: int
     inflight_requests: int
     window: Window
@@ -160,6 +163,9 @@ class Recorder:
             retried=stats.records_retried - last.records_retried,
             throttled_records=stats.throttled - last.throttled,
             bytes_delivered=stats.bytes_delivered - last.bytes_delivered,
+            bytes_sent=stats.bytes_sent - last.bytes_sent,
+            bytes_billed=stats.bytes_billed - last.bytes_billed,
+            firehose_records=stats.firehose_records_delivered - last.firehose_records_delivered,
             queue_records=stats.queue_records,
             inflight_requests=stats.inflight_requests,
             window=self._window,

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ingest.firehose.limits import billed_bytes, default_quota
+from ingest.firehose.limits import default_quota
 from ingest.loadtest.histogram import LogHistogram
 from ingest.loadtest.recorder import Slice
 
@@ -29,13 +29,14 @@ TOLERANCE = 0.02  # a second whose events generated fall short of its target by 
 SUMMED = (
     "target", "generated", "delivered", "failed", "retried", "throttled_records",
     "throttled_requests", "records_in_throttled_requests", "requests", "records_sent",
-    "bytes_sent", "bytes_delivered", "bytes_billed", "queue_records", "inflight_requests",
+    "bytes_sent", "bytes_delivered", "bytes_billed", "firehose_records", "queue_records",
+    "inflight_requests",
 )  # fmt: skip
 
 Report = dict[str, Any]
 
 
-def slice_json(piece: Slice, billed_per_record: int) -> dict[str, Any]:
+def slice_json(piece: Slice) -> dict[str, Any]:
     """One slice as JSON, with its histograms (so a merge can recompute percentiles)."""
     w = piece.window
     out: dict[str, Any] = {
@@ -55,9 +56,10 @@ def slice_json(piece: Slice, billed_per_record: int) -> dict[str, Any]:
         "requests": w.requests,
         "requests_by_outcome": dict(w.requests_by_outcome),
         "records_sent": w.records_sent,
-        "bytes_sent": w.bytes_sent,
+        "bytes_sent": piece.bytes_sent,
         "bytes_delivered": piece.bytes_delivered,
-        "bytes_billed": piece.delivered * billed_per_record,
+        "bytes_billed": piece.bytes_billed,
+        "firehose_records": piece.firehose_records,
         "queue_records": piece.queue_records,
         "inflight_requests": piece.inflight_requests,
         "histograms": {"request": w.request_latency.to_json(), "ack": w.ack_latency.to_json()},
@@ -141,12 +143,6 @@ def totals(
     )
     out["histograms"] = {"request": request.to_json(), "ack": ack.to_json()}
     return out
-
-
-def billed_per_record(event_size: int | None) -> int:
-    """Billed bytes of one event: padded events have exactly `event_size` bytes; unpadded ones
-    are under 300 bytes, so they are billed one 5 KB increment each."""
-    return billed_bytes(event_size if event_size is not None else 1)
 
 
 def quota_json(region: str) -> dict[str, Any]:
@@ -314,6 +310,8 @@ def render_table(report: Report) -> str:
         ("PutRecordBatch latency ms", f"p50 {_ms(rl['p50_ms'])}  p90 {_ms(rl['p90_ms'])}  "
                                       f"p99 {_ms(rl['p99_ms'])}  max {_ms(rl['max_ms'])}"),
         ("put-to-ack latency ms", f"p50 {_ms(al['p50_ms'])}  p99 {_ms(al['p99_ms'])}"),
+        ("Firehose records", f"{t['firehose_records']:,} accepted (events are packed when "
+                             "fewer than delivered)"),
         ("bytes sent / delivered", f"{t['bytes_sent']:,} / {t['bytes_delivered']:,}"),
         ("bytes billed (5 KB units)", f"{t['bytes_billed']:,}"),
         ("cost estimate", f"{t['cost_usd']:,.6f} USD at {t['price_per_gb']} USD/GB"),

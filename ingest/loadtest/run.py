@@ -26,6 +26,7 @@ from ingest import __version__
 from ingest.cli import EXIT_FAILURE, EXIT_OK
 from ingest.errors import FirehoseError
 from ingest.events import EventGenerator
+from ingest.firehose.limits import BILLING_INCREMENT_BYTES
 from ingest.loadtest.findmax import FindMax
 from ingest.loadtest.generator import PacedGenerator
 from ingest.loadtest.profile import Profile
@@ -35,7 +36,6 @@ from ingest.loadtest.report import (
     REPORT_FORMAT,
     REPORT_KIND,
     Report,
-    billed_per_record,
     quota_json,
     render_table,
     slice_json,
@@ -223,8 +223,7 @@ def build_report(
     generation_s: float,
     drain_s: float,
 ) -> Report:
-    billed = billed_per_record(config.event_size)
-    slices = [slice_json(piece, billed) for piece in recorder.slices]
+    slices = [slice_json(piece) for piece in recorder.slices]
     index = settings.fleet_index if settings.fleet_index is not None else 0
     return {
         "kind": REPORT_KIND,
@@ -246,7 +245,7 @@ def build_report(
         "config": {**config.redacted(), **settings.as_dict()},
         "profile": profile.describe(),
         "quota_defaults": quota_json(config.region),
-        "billing": {"increment_bytes": 5120, "billed_bytes_per_record": billed},
+        "billing": {"increment_bytes": BILLING_INCREMENT_BYTES, "unit": "Firehose record"},
         "find_max": finder.as_json() if finder is not None else None,
         "totals": totals(
             slices,
