@@ -35,6 +35,9 @@ from ingest.spool.writer import GroupWriter, SyncMode
 __all__ = ["DurableBuffer"]
 
 _log = structlog.get_logger(__name__)
+#: Records per log group at most: bounds one write's size (a full disk refuses a group, not a
+#: whole large put_many) while keeping one fdatasync per thousands of events.
+MAX_GROUP_RECORDS = 2048
 
 
 class DurableBuffer:
@@ -179,7 +182,7 @@ class DurableBuffer:
         room_records = acc.max_records - acc.queue_records
         if room_records <= 0:
             return 0
-        limit = min(total, taken + room_records)
+        limit = min(total, taken + room_records, taken + MAX_GROUP_RECORDS)
         totals = accumulate(islice(sizes, taken, limit))
         return bisect_right(list(totals), acc.max_bytes - acc.queue_bytes)
 

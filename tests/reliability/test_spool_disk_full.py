@@ -7,6 +7,8 @@ every event ends in the spool, which lives on a 1 MiB tmpfs (`mount -t tmpfs`, a
    loudly (SpoolFullError, `failure_handler_refused` lines, exit 1) but stay in the durable log,
    which is on another disk; once space is back a restart resends them, they fail again and
    are spooled: every event is in the spool (lost = 0).
+3. The durable log's own disk full: put() is held, then raises SpoolFullError; the run stops
+   generating (exit 1) and every event it did accept is accounted for (spooled here).
 
 Without permission to mount (not root), the same scenarios use the injected ENOSPC of
 tests/spool/test_deadletter.py; here the byte bound (--spool-max-bytes) stands in for the disk.
@@ -135,5 +137,24 @@ def test_spool_disk_full_is_backpressure_and_never_a_silent_drop(tmp_path: Path)
             print(f"spool disk full, stays full (--durable): events=501 delivered=0 "
                   f"spooled={len(set(seqs))} duplicates={len(seqs) - len(set(seqs))} "
                   f"lost={501 - len(set(seqs))} refused_then_resent={refused}")  # fmt: skip
+            if mounted:  # 3. the durable log's own disk full: backpressure, then the typed error
+                for leftover in (tmp_path / "disk").iterdir():
+                    subprocess.run(["rm", "-rf", str(leftover)], check=True)
+                filler = fill(tmp_path / "disk", leave=600_000)
+                wal = ["--durable", "--durable-dir", str(tmp_path / "disk" / "wal")]
+                proc = run(url, tmp_path / "spool3", "full-c", "--count", "20000",
+                           "--spool-full-timeout", "1", *wal)  # fmt: skip
+                code, summary, lines = finish(proc)
+                refusals = [n for n in lines if n["event"] == "producer_refused_records"]
+                assert code == 1
+                assert summary["stopped_by"] == "producer_refused"
+                assert refusals[0]["kind"] == "SpoolFullError"
+                assert any(n["event"] == "spool_full" for n in lines)  # said while it waited
+                generated = summary["generated"]
+                assert 0 < generated < 20000  # what the log took was accepted, no more
+                spooled = set(spooled_seqs(tmp_path / "spool3", "full-c"))
+                assert spooled == set(range(generated))
+                print(f"durable log disk full: events={generated} delivered=0 "
+                      f"spooled={len(spooled)} duplicates=0 lost={generated - len(spooled)}")  # fmt: skip
     finally:
         emulator.stop()
