@@ -154,7 +154,8 @@ def test_spool_disk_full_is_backpressure_and_never_a_silent_drop(tmp_path: Path)
                 assert 0 < generated < 20000  # what the log took was accepted, no more
                 spooled = set(spooled_seqs(tmp_path / "spool3", "full-c"))
                 assert spooled == set(range(generated))
+                lost = generated - len(spooled)
                 print(f"durable log disk full: events={generated} delivered=0 "
-                      f"spooled={len(spooled)} duplicates=0 lost={generated - len(spooled)}")  # fmt: skip
+                      f"spooled={len(spooled)} duplicates=0 lost={lost}")  # fmt: skip
     finally:
         emulator.stop()
