@@ -37,7 +37,8 @@ async def test_report_counts_equal_the_emulators_ground_truth(tmp_path: Path) ->
     assert not t["target_missed"]
     for second in _generation_seconds(data):
         assert abs(second["generated"] - second["target"]) <= 0.02 * second["target"] + 1
-        assert abs(second["target"] / second["duration_s"] - 2500) < 12  # ms rounding
+        # the target is read at the generator's wake-ups, a few ms off the slice edges
+        assert abs(second["target"] / second["duration_s"] - 2500) < 0.02 * 2500
     assert t["throttled_records"] > 0
     assert t["throttled_records"] - t["records_in_throttled_requests"] == truth["records_throttled"]
     assert t["throttled_requests"] == truth["calls_throttled"]
