@@ -96,7 +96,7 @@ class Lane:
             if self.resumes and resumed < self.resumes[-1]:
                 self.problems.append(f"life {self.lives} resumed at {resumed} < {self.resumes}")
             self.resumes.append(resumed + generated)  # accepted before the kill: a floor
-        elif generated and self.lives > 1:
+        elif generated and self.resumes:  # earlier lives accepted events: it must resume
             self.problems.append(f"life {self.lives} generated without a durable_resumed line")
         elif generated:
             self.resumes.append(generated)
@@ -110,7 +110,7 @@ class Lane:
             deadline = time.monotonic() + 30
             while _scrape_generated(err) == 0 and time.monotonic() < deadline:
                 time.sleep(0.02)  # until generation has begun
-            time.sleep(self.rng.uniform(0.0, 0.8))
+            time.sleep(self.rng.uniform(0.0, 0.5))
         generated = _scrape_generated(err)
         proc.send_signal(signal.SIGKILL)
         return generated
@@ -182,7 +182,8 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path) -> None:
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(timeout=300)
+            thread.join(timeout=1200)  # ~1 min on an idle 2-core machine; far more under load
+        assert not any(thread.is_alive() for thread in threads), "lanes did not finish"
     finally:
         assert emulator.stop() == 0  # SIGTERM: the emulator flushes what it holds
     stored = _stored(tmp_path / "emulator")
