@@ -173,7 +173,7 @@ def main() -> int:
     print(json.dumps(result))
     verdict = "held" if not missed else f"MISSED in {len(missed)} of {len(seconds)} seconds"
     print(
-        f"ingest loadtest on one core into a {args.sink} sink: target {args.rate:,.0f} events/s, "
+        f"ingest loadtest on one core into the {args.sink} sink: target {args.rate:,.0f} events/s, "
         f"achieved {achieved:,.0f} events/s over {len(seconds)} whole seconds ({verdict}); "
         f"{t['delivered']:,} delivered, ~{result['event_bytes_mean']} bytes each, "
         f"CPU {cpu:.1f} s for {t['generation_s'] + t['drain_s']:.1f} s"
