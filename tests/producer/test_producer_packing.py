@@ -9,7 +9,7 @@ import re
 import subprocess
 import zlib
 from collections.abc import Sequence
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from pathlib import Path
 
 import pytest
@@ -25,10 +25,17 @@ from ingest.firehose.limits import (
     MAX_RECORD_BYTES,
     MAX_RECORDS_PER_BATCH,
 )
+from ingest.firehose.wire import PutBatchResult
 from ingest.producer import FailedRecord, Producer, ProducerConfig, Receipts
 from ingest.producer.accumulator import Accumulator
 from ingest.producer.ledger import Ledger
-from ingest.producer.packing import MAX_GZIP_RAW_BYTES, Packer, billed_total, gzip_bound
+from ingest.producer.packing import (
+    MAX_GZIP_RAW_BYTES,
+    PackedResult,
+    Packer,
+    billed_total,
+    gzip_bound,
+)
 from ingest.producer.stats import Counters
 
 STREAM = "aws-ml-cert"
@@ -289,3 +296,36 @@ async def test_a_failed_packed_record_is_resent_for_every_event_in_it(tmp_path: 
     assert stats.records_delivered == len(events)
     # Failed entries of a 200 were not stored: each event is stored exactly once.
     assert sorted(line for r in stored for line in r.splitlines(keepends=True)) == sorted(events)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    counts=st.lists(st.integers(1, 40), min_size=1, max_size=60),
+    data=st.data(),
+)
+def test_a_packed_answer_maps_every_record_onto_each_of_its_events(
+    counts: list[int], data: st.DataObject
+) -> None:
+    """Per-event view of a per-record answer: a failed record fails every event in it, a
+    delivered one gives each of its events its RecordId."""
+    failed = data.draw(st.sets(st.integers(0, len(counts) - 1)))
+    starts = [0, *accumulate(counts)]
+    responses = [
+        {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."}
+        if i in failed
+        else {"RecordId": f"id-{i}"}
+        for i in range(len(counts))
+    ]
+    inner = PutBatchResult(len(failed), responses, "req")
+    packed = PackedResult(inner, starts)
+    events_of = [i for i, n in enumerate(counts) for _ in range(n)]  # record of each event
+    assert packed.failed_put_count == sum(counts[i] for i in failed)
+    assert [f.index for f in packed.failures()] == [
+        e for e, record in enumerate(events_of) if record in failed
+    ]
+    assert all(f.error.retriable for f in packed.failures())
+    for event, record in enumerate(events_of):
+        expected = None if record in failed else f"id-{record}"
+        assert packed.record_id(event) == expected
+        assert packed.responses[event] == responses[record]
+    assert packed.failed_records() == sorted(failed)
