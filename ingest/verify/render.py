@@ -39,7 +39,7 @@ def _ranges(run: RunResult) -> str:
 
 def render_table(result: VerifyResult) -> str:
     """The human report: one row per run id, details below it, then the verdict."""
-    timed = "the time in object names"
+    timed = "the time in object names, 1 s resolution"
     if result.objects_timed_by_name < result.objects:
         by_mtime = result.objects - result.objects_timed_by_name
         timed += f" ({_plural(by_mtime, 'object')}: modification time)"
