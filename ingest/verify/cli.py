@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -196,8 +197,12 @@ def verify_command(args: argparse.Namespace) -> int:
     except VerifyError as exc:
         print(f"ingest verify: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    print(render(result, as_json=args.json), flush=True)
-    return EXIT_OK if result.ok else EXIT_FAILURE
+    code = EXIT_OK if result.ok else EXIT_FAILURE
+    try:
+        print(render(result, as_json=args.json), flush=True)
+    except BrokenPipeError:  # `ingest verify ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return code
 
 
 def render(result: VerifyResult, *, as_json: bool) -> str:

@@ -109,3 +109,22 @@ def test_help_says_where_the_latency_is_measured_to(capsys: pytest.CaptureFixtur
     assert "the UTC time Firehose writes in the object name" in out
     assert "S3 LastModified" in out
     assert "modification time" in out
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`ingest verify ... | head -1`: a closed stdout is not an error worth a traceback."""
+    import subprocess
+    import sys
+
+    from ingest.events import EventGenerator
+
+    (tmp_path / "obj").write_bytes(b"".join(EventGenerator(run_id="r").batch(10)))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "ingest", "verify", "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert child.stdout is not None
+    child.stdout.close()  # the reader is gone before anything is written
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 0
+    assert b"Traceback" not in err
