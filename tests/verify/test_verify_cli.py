@@ -127,4 +127,4 @@ def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
     child.stdout.close()  # the reader is gone before anything is written
     _, err = child.communicate(timeout=60)
     assert child.returncode == 0
-    assert b"Traceback" not in err
+    assert err == b""  # no traceback, no "Exception ignored" at exit either
