@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -34,7 +34,11 @@ def _service_only(key: Key) -> bool:
     return key.name in _SERVICE_ONLY or key.name.startswith(_SERVICE_ONLY_PREFIXES)
 
 
-def _number(low: float, high: float = math.inf, *, low_open: bool = False) -> object:
+def _number(
+    low: float, high: float = math.inf, *, low_open: bool = False
+) -> Callable[[object], bool]:
+    """A check: a number from `low` (excluded with `low_open`) to `high`."""
+
     def check(value: object) -> bool:
         if not isinstance(value, int | float):
             return False
