@@ -241,6 +241,7 @@ class SegmentLog:
         self.lwm = 0  # the fsync'd checkpoint's mark
         self.next_seq = 0
         self._unsynced: list[Group] = []  # written since the last successful sync
+        self._abandoned_unsynced = False  # some of them are in a segment left after an error
         self._checkpoint_created = False
         self.last_record: bytes | None = None
         self.degraded: str | None = None  # set when the log cannot be written any more
@@ -422,8 +423,10 @@ class SegmentLog:
                     handle.truncate(segment.size)
                 except OSError:
                     # Cannot cut the partial frame: leave this segment (its tail is a torn frame
-                    # that the next open cuts) and write the next group to a new one.
+                    # that the next open cuts) and write the next group to a new one; what it
+                    # holds unsynced is rewritten there at the next sync.
                     self._abandon_active()
+                    self._abandoned_unsynced = bool(self._unsynced)
             raise
         segment.size += written
 
@@ -453,15 +456,19 @@ class SegmentLog:
         """fdatasync the active segment. If that fails, its state is unknown and fsync is not
         retried on it: the unsynced groups are rewritten into a new segment and synced; if
         that fails too, the log is degraded and `SpoolIOError` is raised."""
-        if self._active is None or not self._unsynced:
-            self._unsynced.clear()
+        if not self._unsynced:
             return
-        try:
-            self._active.sync()
-        except OSError as first:
-            _log.error("spool_fsync_failed", directory=self.directory, error=str(first))
-            self._rewrite_unsynced(first)
+        if self._active is None or self._abandoned_unsynced:
+            # Some unsynced groups sit in a segment we left: write them again, here.
+            self._rewrite_unsynced(OSError(errno.EIO, "a segment was left with unsynced data"))
+        else:
+            try:
+                self._active.sync()
+            except OSError as first:
+                _log.error("spool_fsync_failed", directory=self.directory, error=str(first))
+                self._rewrite_unsynced(first)
         self._unsynced.clear()
+        self._abandoned_unsynced = False
 
     def _rewrite_unsynced(self, cause: OSError) -> None:
         groups = list(self._unsynced)

@@ -8,7 +8,8 @@ once: the model checks data durability, not directory entries.
 
 Faults: `fail_write_after(n)` makes the next write stop after n bytes and fail with ENOSPC
 (n = 0: nothing written); `fail_next_sync()` makes the next fdatasync fail with EIO (the data
-then stays unsynced: on power loss it may be lost); `space` caps the bytes of all files.
+then stays unsynced: on power loss it may be lost); `fail_next_truncate()` makes the next
+ftruncate fail (a partial frame then stays); `space` caps the bytes of all files.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class _Handle:
 
     def truncate(self, size: int) -> None:
         file = self._file()
+        if self._fs.truncate_fault:
+            self._fs.truncate_fault = False
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
         del file.data[size:]
         file.synced = file.synced[:size]
 
@@ -84,6 +88,7 @@ class FaultyFiles:
         self.space = space
         self.write_fault: int | None = None
         self.sync_fault = False
+        self.truncate_fault = False
         self.writes = 0
 
     # -- faults -------------------------------------------------------------------------------
@@ -94,9 +99,13 @@ class FaultyFiles:
     def fail_next_sync(self) -> None:
         self.sync_fault = True
 
+    def fail_next_truncate(self) -> None:
+        self.truncate_fault = True
+
     def clear_faults(self) -> None:
         self.write_fault = None
         self.sync_fault = False
+        self.truncate_fault = False
 
     def used(self) -> int:
         return sum(len(file.data) for file in self.files.values())

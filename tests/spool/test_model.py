@@ -54,7 +54,7 @@ class SegmentLogMachine(RuleBasedStateMachine):
     @precondition(lambda self: not self.degraded)
     @rule(
         sizes=st.lists(st.integers(0, 80), min_size=1, max_size=6),
-        fault=st.sampled_from([None, None, "short", "enospc"]),
+        fault=st.sampled_from([None, None, "short", "enospc", "short_uncut"]),
         cut=st.integers(0, 120),
     )
     def append(self, sizes: list[int], fault: str | None, cut: int) -> None:
@@ -62,6 +62,8 @@ class SegmentLogMachine(RuleBasedStateMachine):
         before = self.log.next_seq
         if fault is not None:
             self.fs.fail_write_after(0 if fault == "enospc" else cut)
+        if fault == "short_uncut":  # and the partial frame cannot be cut off
+            self.fs.fail_next_truncate()
         try:
             (first,) = self.log.append([records])
         except SpoolIOError:
