@@ -129,7 +129,8 @@ class RefusalLog:
         self._clock = clock
         self._pending: dict[str, int] = {}
         self._last: dict[str, float] = {}
-        self.totals: dict[str, int] = {}
+        self.totals: dict[str, int] = {}  # refusals by kind
+        self.lines: dict[str, int] = {}  # log lines written by kind
 
     @property
     def pending(self) -> bool:
@@ -155,6 +156,7 @@ class RefusalLog:
         if not count:
             return
         self._last[kind] = self._clock()
+        self.lines[kind] = self.lines.get(kind, 0) + 1
         log.warning(
             "http_refused",
             server=self._server,
