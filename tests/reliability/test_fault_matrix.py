@@ -123,9 +123,15 @@ def _check(books: Accounting, *, duplicates_expected: bool = False) -> None:
     summary = books.summary
     assert books.lost == 0, books.line("lost")
     assert not books.notes or books.notes[0].startswith("no spool"), books.notes
-    # The producer's books agree with the emulator's: everything it calls delivered is stored.
-    assert books.delivered >= int(summary["delivered"]) - books.duplicates
+    # The producer's ledger closes: every event put was delivered or failed, none pending.
     assert int(summary["generated"]) == int(summary["put"]) == books.events
+    assert int(summary["delivered"]) + int(summary["failed"]) == books.events
+    assert int(summary["pending"]) == 0
+    # Its books agree with the emulator's and the spool's: every event it calls delivered is
+    # stored, and every one it calls failed is in the spool.
+    assert books.delivered >= int(summary["delivered"])
+    if not books.notes:  # the spool was read
+        assert books.spooled == int(summary["failed"])
     if duplicates_expected:
         assert books.duplicates <= books.duplicates_possible
     else:
