@@ -206,6 +206,8 @@ class FirehoseClient:
         if self._http is None or self._signer is None:
             raise RuntimeError("FirehoseClient is not started")
         body = encode_put_record_batch(self._stream_json, records)
+        sent = len(records)
+        del records  # the body holds them now: with packing this frees MBs per request in flight
         headers = await self._signer.sign(self._url, body, self._put_target)
         if self._extra_headers:
             headers.update(self._extra_headers)  # for the forward proxy; not part of the signature
@@ -244,7 +246,7 @@ class FirehoseClient:
         except aiohttp.ClientError as exc:
             raise FirehoseConnectionError("ConnectionLost", _describe(exc), ambiguous=True) from exc
         if status == 200:
-            return parse_put_record_batch(payload, len(records), request_id)
+            return parse_put_record_batch(payload, sent, request_id)
         raise self._located(parse_error(status, payload, request_id, error_type))
 
     async def describe_stream(self) -> StreamDescription:

@@ -59,14 +59,15 @@ MAX_GZIP_RAW_BYTES: Final = next(
 )
 
 
-def billed_total(records: list[bytes]) -> int:
-    """Bytes Firehose bills for `records`: each rounded up to the next 5 KB (5,120 bytes)."""
-    if not records:
+def billed_total(sizes: list[int]) -> int:
+    """Bytes Firehose bills for records of `sizes` bytes: each rounded up to the next 5 KB
+    (5,120 bytes)."""
+    if not sizes:
         return 0
-    if max(map(len, records)) <= BILLING_INCREMENT_BYTES:  # the common case, in C
-        return len(records) * BILLING_INCREMENT_BYTES
+    if max(sizes) <= BILLING_INCREMENT_BYTES:  # the common case, in C
+        return len(sizes) * BILLING_INCREMENT_BYTES
     unit = BILLING_INCREMENT_BYTES
-    return sum(max(1, -(-len(record) // unit)) for record in records) * unit
+    return sum(max(1, -(-size // unit)) for size in sizes) * unit
 
 
 class Packer:

@@ -207,14 +207,17 @@ class Sender:
             wire, starts = records, None
         else:
             wire, starts = self._packer.pack(records)
-        counters.bytes_sent += batch.nbytes if wire is batch.records else sum(map(len, wire))
+        sizes = list(map(len, wire))  # of the Firehose records: what is sent and billed
+        counters.bytes_sent += sum(sizes)
         counters.inflight_requests += 1
         epoch = self._slots.epoch()
         sticky = batch.maybe_stored
         batch.maybe_stored = True  # unknown until answered: a cancel now must say so
         started = time.monotonic()
         try:
-            result = await self._transport.put_record_batch(wire)
+            request = self._transport.put_record_batch(wire)
+            del wire  # with packing the body holds the packed bytes now: don't keep them twice
+            result = await request
         except FirehoseError as exc:
             # Sticky: once an attempt may have stored the records, every later failure says so.
             batch.maybe_stored = sticky or exc.ambiguous
@@ -230,7 +233,7 @@ class Sender:
             if counters.inflight_requests == 0:
                 self._accumulator.poke()  # a partial batch may ship now (Nagle's rule)
         batch.maybe_stored = sticky
-        self._count_billed(wire, result)
+        self._count_billed(sizes, result)
         if starts is not None:
             result = PackedResult(result, starts)
         outcome = "ok" if result.failed_put_count == 0 else "partial"
@@ -253,13 +256,14 @@ class Sender:
         self._slots.observe(signal, time.monotonic() - started, epoch)
         self._counters.inflight_limit = self._slots.limit
 
-    def _count_billed(self, wire: list[bytes], result: PutBatchResult) -> None:
-        """Firehose records accepted by one 200 answer, and what they are billed."""
+    def _count_billed(self, sizes: list[int], result: PutBatchResult) -> None:
+        """Firehose records accepted by one 200 answer (`sizes` of those sent), and what they
+        are billed."""
         if result.failed_put_count:
             failed = {f.index for f in result.failures()}
-            wire = [record for i, record in enumerate(wire) if i not in failed]
-        self._counters.firehose_records_delivered += len(wire)
-        self._counters.bytes_billed += billed_total(wire)
+            sizes = [size for i, size in enumerate(sizes) if i not in failed]
+        self._counters.firehose_records_delivered += len(sizes)
+        self._counters.bytes_billed += billed_total(sizes)
 
     def _finished(self, started: float, outcome: str, records: int) -> None:
         now = time.monotonic()
