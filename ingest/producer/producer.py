@@ -63,14 +63,20 @@ class Producer:
 
     - ``max_queue_records`` (100,000), ``max_queue_bytes`` (64 MiB): the one bound on what is
       held, queued + in flight + awaiting resend; `put` waits while it is reached.
-    - ``linger_s`` (0.02): how long a partial batch waits for more records.
-    - ``max_inflight`` (8): concurrent PutRecordBatch requests.
+    - ``linger_s`` (0.02): how long a partial batch waits for more records; after it, the
+      batch ships once no request is on the wire (until then it keeps filling).
+    - ``max_inflight`` (8): the most concurrent PutRecordBatch requests; the limit in force
+      adapts below it (halves on throttling/5xx/timeouts, grows back while answers are clean:
+      ``stats().inflight_limit``).
     - ``record_deadline_s`` (120): transient errors are retried (with backoff) until this long
       after a record's first send; ``max_attempts`` (None = no cap) optionally caps the sends.
     - ``request_timeout_s`` (10), ``connect_timeout_s`` (5): per PutRecordBatch call.
     - ``backoff_base_s`` (0.1), ``backoff_cap_s`` (5): exponential backoff, full jitter.
     - ``close_timeout_s`` (30): default drain deadline of `close` and ``async with``.
     - ``records_per_s``, ``bytes_per_s`` (None): optional client-side pacing.
+    - ``pack_bytes`` (None), ``pack_compression`` (None or ``"gzip"``): pack newline-terminated
+      events into Firehose records of up to that many bytes (5,120: one billing unit), each
+      one gzip member with ``"gzip"``; accounting and receipts stay per event.
 
     `on_failure(failed: Sequence[FailedRecord])` is called (synchronously, on the event loop)
     with the records whose fate became "failed" (default: `log_failures`, one log line per
