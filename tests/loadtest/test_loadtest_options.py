@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
 
-from ingest.cli import main
+from ingest.cli import build_parser, main
 from ingest.errors import ConfigError
 from ingest.loadtest.profile import Profile
-from ingest.loadtest.settings import load_loadtest_config
+from ingest.loadtest.settings import ALL_KEYS, load_loadtest_config
+from ingest.service.cli import flags_from_args
 
 
 @pytest.mark.parametrize(
@@ -95,3 +97,20 @@ def test_profiles_integrate_their_rates() -> None:
     assert [steps.rate_at(t) for t in (0, 2, 4, 6)] == [100.0, 150.0, 180.0, 180.0]
     assert steps.due(5.0) == pytest.approx(100 * 2 + 150 * 2 + 180 * 1)
     assert steps.due(8.0) == pytest.approx(100 * 2 + 150 * 2 + 180 * 4)
+
+
+def test_readme_loadtest_examples_are_valid_configurations() -> None:
+    """Every `ingest loadtest` line of the README's "Load testing" section parses and loads."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Load testing", 1)[1].split("\n## ", 1)[0]
+    lines = [
+        line.split("  #", 1)[0].replace("$i", "1").strip()
+        for line in section.splitlines()
+        if ".venv/bin/ingest loadtest " in line and " merge " not in line
+    ]
+    assert len(lines) >= 5
+    for line in lines:
+        argv = shlex.split(line[line.index("ingest loadtest ") + len("ingest ") :].rstrip("&"))
+        args, unknown = build_parser().parse_known_args(argv)
+        assert not unknown, line
+        load_loadtest_config(flags_from_args(args, ALL_KEYS), {})
