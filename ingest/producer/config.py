@@ -114,9 +114,7 @@ class ProducerConfig:
         if directory is not None and (
             not isinstance(directory, str | os.PathLike) or not os.fspath(directory)
         ):
-            raise ConfigError(
-                f"durable_dir: expected None or a directory path, got {directory!r}"
-            )
+            raise ConfigError(f"durable_dir: expected None or a directory path, got {directory!r}")
         if self.durable_sync not in DURABLE_SYNCS:
             raise ConfigError(
                 f"durable_sync: expected 'group' or 'interval', got {self.durable_sync!r}"
