@@ -535,7 +535,7 @@ def notes(results: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=500_000, help="events per case")
     parser.add_argument("--notebook-events", type=int, default=3_000, help="events for case a")
     parser.add_argument(
