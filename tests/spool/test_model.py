@@ -108,8 +108,9 @@ class SegmentLogMachine(RuleBasedStateMachine):
 
     @rule(cut=st.integers(1, 200))
     def die_mid_write(self, cut: int) -> None:
-        """kill -9 while a frame was being written: part of it is in the file."""
-        if not self.log.segments():
+        """kill -9 while a frame was being written: part of it is in the active segment (a
+        segment left after an error is never written again, so it cannot get one)."""
+        if not self.log.segments() or self.log._active is None:
             return
         frame = encode_frame(self.log.next_seq, self._records([30, 5]))
         path = f"{DIRECTORY}/{self.log.segments()[-1]}"
