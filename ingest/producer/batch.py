@@ -10,6 +10,7 @@ indices) and are resent from there, so a record's fate is always found in its ow
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Generator, Iterator
 from typing import Any
 
@@ -29,6 +30,8 @@ class Batch:
         "attempts",
         "done",
         "failures",
+        "first_error",
+        "first_failed_at",
         "late_ids",
         "maybe_stored",
         "nbytes",
@@ -44,6 +47,9 @@ class Batch:
         # Sticky: set by any attempt whose outcome is unknown (a timeout or reset after sending),
         # so every record of the batch that later fails is marked "may have been stored".
         self.maybe_stored = False
+        # The first error any attempt met, and when (time.time()): kept for the dead-letter spool.
+        self.first_error: str | None = None
+        self.first_failed_at: float | None = None
         # Indices still without a final fate; None means "all of them" (the common case).
         self.pending: list[int] | None = None
         self.answer: PutBatchResult | None = None  # first answer for all records (parsed lazily)
@@ -53,6 +59,12 @@ class Batch:
         self.failures: dict[int, FailedRecord] | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.done = False
+
+    def note_error(self, message: str) -> None:
+        """Remember the first error an attempt of this batch met."""
+        if self.first_error is None:
+            self.first_error = message
+            self.first_failed_at = time.time()
 
     def pending_indices(self) -> list[int]:
         return list(range(len(self.records))) if self.pending is None else self.pending

@@ -126,7 +126,15 @@ class Ledger:
             return []
         records = batch.records
         failed = [
-            FailedRecord(records[index], reason, message, batch.attempts, batch.maybe_stored)
+            FailedRecord(
+                records[index],
+                reason,
+                message,
+                batch.attempts,
+                batch.maybe_stored,
+                batch.first_error,
+                batch.first_failed_at,
+            )
             for index, reason, message in failures
         ]
         table = batch.failures if batch.failures is not None else {}

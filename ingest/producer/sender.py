@@ -221,6 +221,7 @@ class Sender:
         except FirehoseError as exc:
             # Sticky: once an attempt may have stored the records, every later failure says so.
             batch.maybe_stored = sticky or exc.ambiguous
+            batch.note_error(str(exc))
             self._finished(started, _outcome(exc), len(records))
             self._adapt(_signal(exc), started, epoch)
             throttled = len(records) if isinstance(exc, ThrottledError) else 0
@@ -245,6 +246,7 @@ class Sender:
             self._observe(started, outcome, records, len(records) - len(failed), throttled)
         if not failed:
             return
+        batch.note_error(str(failed[0][1]))
         counters.throttled += throttled
         final = [(i, err.reason, err.message) for i, err in failed if not err.retriable]
         self._ledger.fail_each(batch, final)

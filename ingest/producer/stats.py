@@ -37,6 +37,8 @@ class FailedRecord(NamedTuple):
     `message` is for humans; `attempts` counts the PutRecordBatch calls that carried it;
     `maybe_stored` is True when any of those calls had an ambiguous outcome (a timeout or reset
     after sending), so Firehose may hold the record already: resending it may duplicate it.
+    `first_error` and `first_failed_at` (``time.time()``) are the first error any attempt of its
+    request met and when; None when its first failure was also its last (e.g. a close timeout).
     """
 
     data: bytes
@@ -44,6 +46,8 @@ class FailedRecord(NamedTuple):
     message: str
     attempts: int
     maybe_stored: bool = False
+    first_error: str | None = None
+    first_failed_at: float | None = None
 
 
 class RequestObservation(NamedTuple):

@@ -56,13 +56,19 @@ class SpooledRecord:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _rfc3339(datetime.now(UTC))
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def encode_entry(record: FailedRecord, stream: str, at: str) -> bytes:
     """One spool entry (JSON bytes) for a failed record."""
-    first_error = getattr(record, "first_error", None) or record.message
-    first_at = getattr(record, "first_failed_at", None) or at
+    first_error = record.first_error or record.message
+    first_at = at
+    if record.first_failed_at is not None:
+        first_at = _rfc3339(datetime.fromtimestamp(record.first_failed_at, UTC))
     return orjson.dumps(
         {
             "v": 1,

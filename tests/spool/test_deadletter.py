@@ -68,6 +68,25 @@ async def test_failed_records_are_fsynced_to_the_spool_before_they_count_as_fail
     assert spool.spooled == {"connection_error": 50}
 
 
+async def test_spool_entries_keep_the_first_error_and_when_it_happened(tmp_path: Path) -> None:
+    """The first error a record met is kept apart from the last (the give-up message)."""
+    spool = DeadLetterSpool(tmp_path / "spool", stream="aws-ml-cert", writer_id="first")
+    async with Producer(endpoint_url=REFUSED, on_failure=spool.handle, **FAST_FAIL) as producer:
+        failed = await (await producer.put_many(EventGenerator(run_id="first").batch(5))).wait()
+    await spool.close()
+    assert len(failed) == 5
+    assert all(record.attempts >= 2 for record in failed)
+    assert all(record.first_error and record.first_failed_at for record in failed)
+    assert all(record.first_error != record.message for record in failed)
+    spooled = read_spool(tmp_path / "spool")
+    assert len(spooled) == 5
+    for entry in spooled:
+        assert entry.last_error.startswith("gave up after")
+        assert not entry.first_error.startswith("gave up after")
+        assert "connect" in entry.first_error.lower()
+        assert entry.first_failed_at < entry.spooled_at  # RFC 3339 UTC strings sort by time
+
+
 async def test_a_run_where_nothing_fails_writes_no_spool(
     tmp_path: Path, emulator: Emulator
 ) -> None:
