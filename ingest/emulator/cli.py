@@ -103,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--stop-timeout",
         type=flags.non_negative,
         default=DEFAULT_STOP_TIMEOUT_S,
-        metavar="S",
+        metavar="SECONDS",
         help="on SIGTERM/SIGINT, retry writes that fail (disk full, S3 down) for up to S "
         "seconds before giving up with exit 1 (default %(default)s)",
     )
@@ -301,14 +301,14 @@ def _add_server_flags(p: argparse.ArgumentParser) -> None:
         "--header-timeout",
         type=flags.positive,
         default=limits.header_timeout_s,
-        metavar="S",
+        metavar="SECONDS",
         help="a request head must arrive within S seconds (default %(default)s)",
     )
     g.add_argument(
         "--body-timeout",
         type=flags.positive,
         default=limits.body_timeout_s,
-        metavar="S",
+        metavar="SECONDS",
         help="a request body must arrive within S seconds, else 408 (default %(default)s)",
     )
     g.add_argument(

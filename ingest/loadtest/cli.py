@@ -19,6 +19,7 @@ from ingest.events import EventGenerator
 from ingest.loadtest.settings import ALL_KEYS, FLAG_KEYS, LoadtestSettings, load_loadtest_config
 from ingest.service.cli import add_flag, flags_from_args
 from ingest.service.config import CONFIG_ENV, ServiceConfig, unknown_env
+from ingest.service.prepare import prepare_run
 
 PROG = "ingest loadtest"
 
@@ -72,6 +73,7 @@ def loadtest_command(args: argparse.Namespace) -> int:
         )
     try:
         config, settings = load_loadtest_config(flags_from_args(args, ALL_KEYS))
+        config = prepare_run(config)  # the run id is chosen now, so the logged config shows it
         events = EventGenerator(run_id=config.run_id, event_size=config.event_size)
     except ConfigError as exc:
         print(f"{PROG}: configuration error: {exc}", file=sys.stderr)

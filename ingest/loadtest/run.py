@@ -96,7 +96,9 @@ async def _run(
     )
     await stack.enter_async_context(producer)
     recorder = holder["recorder"] = Recorder(producer.stats, time.monotonic)
-    code = await confirm_target(producer, RunState(), target)
+    code = await confirm_target(
+        producer, RunState(), target, unreachable_after_s=config.unreachable_after_s
+    )
     if code is not None:
         return code
     profile = _profile(config, settings)

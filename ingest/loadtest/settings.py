@@ -25,9 +25,10 @@ _TEST_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,58}")  # room left for "-<index>" i
 
 # Keys of `ingest run` that mean nothing to a load test (it serves no HTTP and keeps no spool):
 # accepted in the TOML file and environment so one profile serves both commands, but given no
-# flag. `report` is shared: the load test writes its own report there.
+# flag. `report` is shared: the load test writes its own report there; `unreachable_after_s`
+# too: a load test against a dead endpoint stops at once, like `ingest run`.
 _SERVICE_ONLY_PREFIXES = ("http_", "spool_", "durable")
-_SERVICE_ONLY = frozenset({"stall_timeout_s", "unreachable_after_s", "verify"})
+_SERVICE_ONLY = frozenset({"stall_timeout_s", "verify"})
 
 
 def _service_only(key: Key) -> bool:
