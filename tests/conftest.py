@@ -24,6 +24,25 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _spool_and_durable_dirs_outside_the_checkout(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Processes that run without --spool-dir/--durable-dir (and spool what a cut drain left)
+    write under a session temp dir, never into the checkout's data/ (the defaults are relative
+    to the working directory)."""
+    base = tmp_path_factory.mktemp("default-dirs")
+    saved = {name: os.environ.get(name) for name in ("INGEST_SPOOL_DIR", "INGEST_DURABLE_DIR")}
+    os.environ["INGEST_SPOOL_DIR"] = str(base / "spool")
+    os.environ["INGEST_DURABLE_DIR"] = str(base / "durable")
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
