@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from itertools import compress, pairwise, repeat
+from itertools import compress, groupby, pairwise, repeat
 from operator import itemgetter
 
 import orjson
@@ -36,9 +36,16 @@ _TS_TOKEN = slice(_TS_AT, _SEQ_AT)  # the ts, then ","seq":
 _SEQ_KEY_TAIL = b'","seq":'
 _FIXED_QUOTES = 10  # quotes up to the seq digits
 _DIGITS = re.compile(rb"\d+")
+_LEADING_ZERO = re.compile(rb"(?:^|\n)0[^\n]")
+_MAX_JSON_INT = 2**64 - 1  # orjson reads a larger integer as a float
 _TS_RE = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z")
 _PRODUCER_RE = re.compile(rb'"producer":"((?:[^"\\\n]|\\.)*)"')
 _CACHE_LIMIT = 65_536
+# Decimal text of a hundred consecutive numbers: "<hundreds>00\n<hundreds>01\n..." is
+# b"<hundreds>".join(_HUNDRED); 0..99 have no leading zeros, so they are written out.
+_HUNDRED = [b"", *(b"%02d\n" % units for units in range(100))]
+_FIRST_HUNDRED = b"".join(b"%d\n" % number for number in range(100))
+_FIRST_HUNDRED_AT = [len(b"".join(b"%d\n" % n for n in range(number))) for number in range(100)]
 
 
 class Reconciler:
@@ -182,38 +189,52 @@ class Reconciler:
             tallies = list(map(owners.__getitem__, map(b",".__add__, map(itemgetter(2), parts))))
             single = None
         # No quote anywhere but in the keys and the tails: the id is a plain string.
-        if chunk.count(b'"') != quotes or not all(digits) or not b"".join(digits).isdigit():
+        if chunk.count(b'"') != quotes:
             return False
+        # The common case, one producer's consecutive seqs, is checked against their expected
+        # text in one comparison (no int per line); any other case parses each seq.
+        first = _consecutive_from(digits) if single is not None else None
+        seqs: list[int] = []
+        if first is None:
+            if not all(digits) or not b"".join(digits).isdigit():
+                return False
+            if _LEADING_ZERO.search(b"\n".join(digits)):  # not JSON: orjson decides
+                return False
+            try:
+                seqs = list(map(int, digits))
+            except ValueError:  # more digits than int() accepts
+                return False
+            if max(seqs) > _MAX_JSON_INT:  # a float to orjson: not a seq
+                return False
         # Each line's [51:83] is a valid ts then ","seq": ; lines of one batch share their ts,
-        # so only the places where it changes are looked at (no hashing per line).
+        # so only the places where it (or the run id) changes are looked at, in C (groupby).
         tokens = list(map(itemgetter(_TS_TOKEN), lines))
-        changes = [0, *compress(range(1, n), map(operator.ne, tokens[1:], tokens[:-1])), n]
+        if tallies is None:
+            assert single is not None
+            runs = [(token, single, len(list(same))) for token, same in groupby(tokens)]
+        else:
+            owned = groupby(zip(tokens, tallies, strict=True))
+            runs = [(token, owner, len(list(same))) for (token, owner), same in owned]
         clock = self._clock
-        stamp_ms: dict[bytes, int] = {}
-        for start in changes[:-1]:
-            token = tokens[start]
-            if token not in clock:
+        stamps: list[int] = []
+        for token, _, _ in runs:
+            ms = clock.get(token, -1)
+            if ms == -1:
                 if len(clock) > _CACHE_LIMIT:
                     clock.clear()
-                clock[token] = _token_ms(token)
-            ms = clock[token]
+                ms = clock[token] = _token_ms(token)
             if ms is None:
                 return False
-            stamp_ms[token] = ms
-        try:
-            seqs = list(map(int, digits))
-        except ValueError:  # more digits than int() accepts
-            return False
+            stamps.append(ms)
         # Checked: now count.
         self.lines += n
-        _add_runs(single, seqs, tallies)
-        if tallies is not None:  # several run ids: split the ts runs where the run id changes
-            owner_changes = compress(range(1, n), map(operator.is_not, tallies[1:], tallies[:-1]))
-            changes = sorted({*changes, *owner_changes})
-        for start, end in pairwise(changes):
-            owner = single if tallies is None else tallies[start]
-            assert owner is not None
-            owner.latency.add(object_ms - stamp_ms[tokens[start]], end - start)
+        if first is not None:
+            assert single is not None
+            single.add_range(first, n)
+        else:
+            _add_runs(single, seqs, tallies)
+        for (_, owner, count), ms in zip(runs, stamps, strict=True):
+            owner.latency.add(object_ms - ms, count)
         return True
 
     def _tail_tally(self, tail: bytes) -> RunTally | None:
@@ -255,6 +276,36 @@ def _add_runs(single: RunTally | None, seqs: list[int], tallies: list[RunTally] 
         owner = single if tallies is None else tallies[start]
         assert owner is not None
         owner.add_range(seqs[start], end - start)
+
+
+def _consecutive_from(digits: list[bytes]) -> int | None:
+    """The first seq when `digits` are exactly consecutive seqs written in decimal (no sign,
+    no leading zero, nothing else), else None."""
+    try:
+        first = int(digits[0])
+    except ValueError:
+        return None
+    if first < 0 or first + len(digits) - 1 > _MAX_JSON_INT:
+        return None
+    text, start = _decimal_lines(first, len(digits))
+    written = b"\n".join(digits)
+    end = start + len(written)
+    if not text.startswith(written, start) or text[end : end + 1] != b"\n":
+        return None
+    return first
+
+
+def _decimal_lines(first: int, count: int) -> tuple[bytes, int]:
+    """(text, start): text[start:] is ``<first>\n<first + 1>\n...``, `count` numbers at least.
+    Built a hundred numbers per join from a template, with no str per number."""
+    low, high = first // 100, (first + count - 1) // 100
+    text = b"".join(
+        (b"%d" % hundred).join(_HUNDRED) if hundred else _FIRST_HUNDRED
+        for hundred in range(low, high + 1)
+    )
+    if low == 0:
+        return text, _FIRST_HUNDRED_AT[first]
+    return text, (first - low * 100) * (len(b"%d" % low) + 3)
 
 
 def _token_ms(token: bytes) -> int | None:

@@ -102,3 +102,48 @@ def test_a_range_counts_like_seq_by_seq(count: int, first: int, size: int, limit
         single.unique, single.duplicates, single.beyond, single.events,
     )  # fmt: skip
     assert whole.missing_ranges(5) == single.missing_ranges(5)
+
+
+SEQ_EDITS = {
+    "none": lambda seq: b"%d" % seq,
+    "leading zero": lambda seq: b"0%d" % seq,
+    "plus sign": lambda seq: b"+%d" % seq,
+    "minus sign": lambda seq: b"-%d" % seq,
+    "space": lambda seq: b" %d" % seq,
+    "underscore": lambda seq: b"1_%d" % seq,
+    "next seq": lambda seq: b"%d" % (seq + 1),  # a duplicate and a gap
+    "same seq twice": lambda seq: b"%d" % seq * 2,
+    "empty": lambda seq: b"",
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    first=st.sampled_from([0, 1, 95, 990, 9_950, 99_999, 2**64 - 9]) | st.integers(0, 10**12),
+    size=st.integers(1, 250),
+    edit=st.sampled_from(sorted(SEQ_EDITS)),
+    at=st.integers(0, 249),
+    padded=st.booleans(),
+)
+def test_the_fast_path_counts_like_line_by_line(
+    first: int, size: int, edit: str, at: int, padded: bool
+) -> None:
+    """Consecutive seqs across digit-count boundaries (checked as one text on the fast path),
+    with one line's seq edited: the same tallies as parsing every line on its own."""
+    generator = EventGenerator(run_id="r", event_size=200 if padded else None, start_seq=first)
+    lines = generator.batch(size)
+    at %= size
+    seq = first + at
+    lines[at] = lines[at].replace(b'"seq":%d,' % seq, b'"seq":%b,' % SEQ_EDITS[edit](seq))
+    fast, slow = Reconciler(), Reconciler()
+    fast.feed_lines(b"".join(lines), 1_000)
+    for line in lines:
+        slow.line(line.rstrip(b"\n"), 1_000, newline=True)
+    assert (fast.lines, fast.malformed_unattributed) == (slow.lines, slow.malformed_unattributed)
+    assert fast.tallies.keys() == slow.tallies.keys() == {"r"}
+    tallied = [
+        (t.unique, t.duplicates, t.events, t.beyond, t.malformed, t.missing_ranges(3),
+         t.latency.summary())
+        for t in (fast.tallies["r"], slow.tallies["r"])
+    ]  # fmt: skip
+    assert tallied[0] == tallied[1]
