@@ -3,7 +3,8 @@
 Lines are fed a chunk of complete lines at a time. A chunk in the generator's exact layout
 (``{"id":"<36>","ts":"<24>","seq":<digits>,"producer":...}``) is checked and parsed with a few
 C-level passes over the whole chunk (bytes counts, slices, ``map``), with no per-line Python
-bytecode; any chunk that fails a check is parsed line by line with orjson instead. A line is
+bytecode (one producer's consecutive seqs are compared, joined, with their expected decimal
+text: no int per line); any chunk that fails a check is parsed line by line with orjson. A line is
 well-formed when it is a JSON object with an integer ``seq`` >= 0 and a string ``producer``;
 ``ts`` (RFC 3339) is needed only for the latency.
 """
@@ -218,11 +219,11 @@ class Reconciler:
         clock = self._clock
         stamps: list[int] = []
         for token, _, _ in runs:
-            ms = clock.get(token, -1)
-            if ms == -1:
+            if token not in clock:
                 if len(clock) > _CACHE_LIMIT:
                     clock.clear()
-                ms = clock[token] = _token_ms(token)
+                clock[token] = _token_ms(token)
+            ms = clock[token]
             if ms is None:
                 return False
             stamps.append(ms)
