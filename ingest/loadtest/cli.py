@@ -8,7 +8,6 @@ fleet index, 2 usage or configuration error (also an unreadable report for `merg
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -86,12 +85,13 @@ def _run(config: ServiceConfig, settings: LoadtestSettings, events: EventGenerat
     import structlog
 
     from ingest.loadtest.run import run_loadtest
+    from ingest.service.eventloop import run as run_on_best_loop
     from ingest.service.logging import bind_run, configure_logging, tell_user
 
     json_logs = configure_logging(config.log_level, config.log_format)
     bind_run(run_id=events.run_id, stream=config.stream)
     try:
-        return asyncio.run(
+        return run_on_best_loop(
             run_loadtest(
                 config,
                 settings,

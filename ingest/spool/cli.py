@@ -9,7 +9,6 @@ undelivered (or the spool is in use, or the target is unusable), 2 usage or conf
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from typing import Any
@@ -102,10 +101,11 @@ def replay_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    from ingest.service.eventloop import run as run_on_best_loop
     from ingest.service.logging import configure_logging
 
     configure_logging(config.log_level, config.log_format)
-    return asyncio.run(_replay(directory, config, args.include_ambiguous, args.json))
+    return run_on_best_loop(_replay(directory, config, args.include_ambiguous, args.json))
 
 
 def _producer_args(config: ServiceConfig) -> dict[str, Any]:
