@@ -26,6 +26,9 @@ table.totals td:first-child { font-weight: 600; }
 """
 
 
+MIN_CHARTED_SLICE_S = 0.5
+
+
 def _series(slices: Sequence[Mapping[str, Any]], name: str) -> list[Any]:
     return [piece[name] for piece in slices]
 
@@ -53,8 +56,10 @@ def _line(x: list[Any], y: list[Any], name: str, **extra: Any) -> dict[str, Any]
 
 
 def figures(report: Report) -> list[tuple[str, dict[str, Any]]]:
-    """(id, figure) pairs, one per chart."""
-    slices = report["slices"]
+    """(id, figure) pairs, one per chart. Slices shorter than half a second (the tail of the
+    generation, a quick drain) are left out of the charts: a rate over a few milliseconds is
+    noise drawn as a spike. The tables and the JSON keep every slice."""
+    slices = [s for s in report["slices"] if s["duration_s"] >= MIN_CHARTED_SLICE_S]
     x = _series(slices, "start_s")
     per_s = [max(piece["duration_s"], 1e-9) for piece in slices]
 
