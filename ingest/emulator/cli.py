@@ -27,6 +27,7 @@ import structlog
 from ingest.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from ingest.emulator import flags
 from ingest.emulator.describe import describe_bounds, describe_faults, describe_quotas
+from ingest.emulator.destinations import directory_problem
 from ingest.emulator.emulator import Emulator
 from ingest.emulator.layout import SUPPORTED_COMPRESSION
 from ingest.emulator.options import (
@@ -363,20 +364,9 @@ def _usage_error(text: str) -> int:
     return EXIT_USAGE
 
 
-def _data_dir_problem(path: Path) -> str | None:
-    """Why objects cannot be written under ``path`` (created if missing), or None."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        return error.strerror or str(error)
-    if not os.access(path, os.W_OK | os.X_OK):
-        return "not writable"
-    return None
-
-
 async def _serve(emulator: Emulator) -> int:
     options = emulator.options
-    problem = None if options.data_dir is None else _data_dir_problem(options.data_dir)
+    problem = None if options.data_dir is None else directory_problem(options.data_dir)
     if problem is not None:
         return _usage_error(
             f"--data-dir {str(options.data_dir)!r}: {problem}; "

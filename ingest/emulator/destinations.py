@@ -9,6 +9,7 @@ stream can keep its buffer and try again later.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -72,6 +73,17 @@ def check_endpoint_url(url: str) -> str | None:
         return "expected an http:// or https:// URL such as http://127.0.0.1:9000"
     if parts.query or parts.fragment:
         return "expected no query string or fragment"
+    return None
+
+
+def directory_problem(path: Path) -> str | None:
+    """Why objects cannot be written under `path` (created if missing), or None."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not os.access(path, os.W_OK | os.X_OK):
+        return "not writable"
     return None
 
 

@@ -6,11 +6,10 @@ never a log line (nothing has been logged or started yet).
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import replace
-from pathlib import Path
 
+from ingest.emulator.destinations import directory_problem
 from ingest.errors import ConfigError
 from ingest.events import min_event_size
 from ingest.firehose.limits import MAX_RECORD_BYTES
@@ -47,14 +46,3 @@ def prepare_run(config: ServiceConfig) -> ServiceConfig:
                 "expected a writable directory path (created if missing)"
             )
     return config
-
-
-def directory_problem(path: Path) -> str | None:
-    """Why files cannot be written under `path` (created if missing), or None."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    if not os.access(path, os.W_OK | os.X_OK):
-        return "not writable"
-    return None
