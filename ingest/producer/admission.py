@@ -10,7 +10,14 @@ from itertools import repeat
 from ingest.errors import RecordTooLargeError
 from ingest.firehose.limits import MAX_RECORD_BYTES
 
-__all__ = ["check_many", "check_newlines", "not_newline_terminated", "record_size", "record_sizes"]
+__all__ = [
+    "check_many",
+    "check_newlines",
+    "event_sizes",
+    "not_newline_terminated",
+    "record_size",
+    "record_sizes",
+]
 
 _NEWLINE = b"\n"
 
@@ -31,6 +38,24 @@ def record_sizes(records: list[bytes], largest: int) -> list[int]:
     if records and set(map(type, records)) != {bytes}:  # one C-level pass on the fast path
         index, wrong = next((i, r) for i, r in enumerate(records) if type(r) is not bytes)
         raise _not_bytes(f"records[{index}]", wrong)
+    sizes = list(map(len, records))
+    if sizes and max(sizes) > largest:
+        index = next(i for i, size in enumerate(sizes) if size > largest)
+        raise _too_large(sizes[index], largest, f"records[{index}]")
+    return sizes
+
+
+def event_sizes(records: list[bytes], largest: int) -> list[int]:
+    """`record_sizes` plus `check_newlines`, for packing, in one pass fewer: ``bytes.endswith``
+    called through the class refuses any object that is not bytes, so the newline pass is
+    also the type check; the precise error comes from the full checks when it fails."""
+    try:
+        valid = all(map(bytes.endswith, records, repeat(_NEWLINE)))  # one C-level pass
+    except TypeError:
+        valid = False
+    if not valid:
+        record_sizes(records, largest)  # raises the type error, if that is the problem
+        check_newlines(records)  # else the newline error
     sizes = list(map(len, records))
     if sizes and max(sizes) > largest:
         index = next(i for i, size in enumerate(sizes) if size > largest)

@@ -31,7 +31,7 @@ from ingest.firehose.client import FirehoseClient, StreamDescription
 from ingest.producer.accumulator import Accumulator
 from ingest.producer.admission import (
     check_many,
-    check_newlines,
+    event_sizes,
     not_newline_terminated,
     record_size,
     record_sizes,
@@ -150,6 +150,10 @@ class Producer:
         )
         self._largest = config.largest_record_bytes
         self._packing = config.pack_bytes is not None  # events must then end with a newline
+        # True while a plain put() may skip `_admit`: started, not closing, no fatal problem,
+        # no packing. One flag read instead of four on the per-event path; every place that
+        # changes one of them updates it.
+        self._fast_put = False
         self._dispatcher: asyncio.Task[None] | None = None
         self._problem: BaseException | None = None  # fatal FirehoseError or crash
         self._closing = False
@@ -216,6 +220,7 @@ class Producer:
             raise
         self._dispatcher = asyncio.create_task(self._sender.run(), name="ingest-producer-sender")
         self._dispatcher.add_done_callback(self._dispatcher_done)
+        self._update_fast_put()
         if self._durable is not None:
             self._durable.start_resending(self._check_open)
 
@@ -230,15 +235,23 @@ class Producer:
             check_timeout("timeout", timeout)
         # The checks of `_admit` and `has_room`, inlined: this is the per-event path.
         acc = self._acc
-        if type(record) is bytes and not self._packing:
+        if type(record) is bytes and self._fast_put:
             size = len(record)
-            if size > self._largest or self._dispatcher is None or self._closing or self._problem:
+            if size > self._largest:
                 size = self._admit(record)  # raises the precise error
         else:
             size = self._admit(record)
         if acc.queue_records >= acc.max_records or acc.queue_bytes + size > acc.max_bytes:
             await acc.wait_for_room(size, timeout, self._check_open, accepted=0)
         return acc.append(record, size)
+
+    def _update_fast_put(self) -> None:
+        self._fast_put = (
+            self._dispatcher is not None
+            and not self._closing
+            and self._problem is None
+            and not self._packing
+        )
 
     def put_nowait(self, record: bytes) -> Receipt:
         """Queue one record or raise `QueueFullError` at once (plus the errors of `put`)."""
@@ -300,10 +313,9 @@ class Producer:
 
     def _admit_many(self, records: list[bytes]) -> list[int]:
         self._check_open()
-        sizes = record_sizes(records, self._largest)
         if self._packing:
-            check_newlines(records)
-        return sizes
+            return event_sizes(records, self._largest)
+        return record_sizes(records, self._largest)
 
     def _check_open(self) -> None:
         if self._problem is not None:
@@ -372,6 +384,7 @@ class Producer:
             await self._closed.wait()
             return
         self._closing = True
+        self._fast_put = False
         self._acc.close()
         timeout = self.config.close_timeout_s if timeout is None else timeout
         message = f"not delivered within the close deadline ({timeout} s)"
@@ -404,18 +417,21 @@ class Producer:
         raises its error from now on, so new records are not accepted only to fail unstored."""
         if isinstance(exc, SpoolError) and self._problem is None:
             self._problem = exc
+            self._fast_put = False
             self._acc.wake_all()
 
     def _fatal(self, error: FirehoseError) -> None:
         """The target is unusable: fail what is not in flight, refuse further records."""
         if self._problem is None:
             self._problem = error
+            self._fast_put = False
         self._ledger.fail_batches(self._acc.take_unsent(), error.reason, str(error))
         self._acc.wake_all()
 
     def _crash(self, exc: BaseException) -> None:
         if self._problem is None or isinstance(self._problem, FirehoseError):
             self._problem = exc
+            self._fast_put = False
         # Cancelled requests cannot deliver; settling their batches now is therefore final.
         self._sender.cancel_inflight("crashed")
         self._acc.take_unsent()
