@@ -337,7 +337,9 @@ def run_command(args: argparse.Namespace) -> int:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
     )
-    return asyncio.run(_serve(emulator))
+    from ingest.service.eventloop import run as run_on_best_loop  # uvloop when installed
+
+    return run_on_best_loop(_serve(emulator))
 
 
 #: EmulatorOptions fields set by flags whose names differ from the field's.

