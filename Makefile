@@ -58,6 +58,7 @@ test: lint typecheck pytest
 # the load generator's (250,000 events/s on one core), --durable's cost against memory mode.
 bench: $(STAMP)
 	$(BIN)/python bench/bench_emulator.py
+	$(BIN)/python bench/bench_events.py
 	$(BIN)/python bench/bench_compare.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_verify.py
 	$(BIN)/python bench/bench_loadtest.py
