@@ -1,11 +1,12 @@
 """The Firehose client: the only object in `ingest` that talks to AWS.
 
 Control plane (DescribeDeliveryStream) goes through an aioboto3 client, which also resolves the
-session, credentials, region and endpoint. The data plane (PutRecordBatch) is posted with
-aiohttp: the body is built by concatenation (`wire`), signed with botocore's SigV4 signer
-(`signing`) and the answer parsed with orjson, because botocore's per-entry serialisation and
-parsing would cost more CPU than everything else in the producer together. Its TLS and proxy
-settings are the ones botocore resolved for the Describe call (`transport`): the same CA
+session, credentials, region and endpoint. The data plane (PutRecordBatch) is posted with our
+minimal keep-alive HTTP/1.1 client (`http1`; aiohttp only for an ``https://`` proxy): the body
+is built by concatenation (`wire`), signed with botocore's SigV4 signer (`signing`) and the
+answer parsed with orjson, because botocore's per-entry serialisation and parsing would cost
+more CPU than everything else in the producer together. Its TLS and proxy settings are
+the ones botocore resolved for the Describe call (`transport`): the same CA
 bundle (``AWS_CA_BUNDLE``, the profile's ``ca_bundle``), ``verify``, and proxy
 (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, or the ``proxies`` config); the endpoint itself,
 FIPS and dual-stack included, comes from botocore's resolver.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import ssl
 from contextlib import AsyncExitStack
 from typing import Any, Final, NamedTuple, Self
 
@@ -42,6 +44,7 @@ from ingest.errors import (
     RequestTimeoutError,
     TlsError,
 )
+from ingest.firehose import http1
 from ingest.firehose.classify import error_from_http
 from ingest.firehose.signing import RequestSigner, missing_credentials_error
 from ingest.firehose.transport import Transport, resolve_transport
@@ -107,7 +110,8 @@ class FirehoseClient:
         self._put_target = target_header("PutRecordBatch")
         self._stack = AsyncExitStack()
         self._boto: Any = None
-        self._http: aiohttp.ClientSession | None = None
+        self._pool: http1.Http1Pool | None = None
+        self._http: aiohttp.ClientSession | None = None  # only for an https:// proxy
         self._signer: RequestSigner | None = None
         self._url = ""
         self._proxy: str | None = None
@@ -147,16 +151,30 @@ class FirehoseClient:
         self.transport = transport
         self._url = self._endpoint().rstrip("/") + "/"
         self._proxy = transport.proxy
-        # aiohttp sends proxy_headers only on the CONNECT of a tunnel: a plain-http request
-        # through a forward proxy carries them itself.
-        tunnel = self._url.startswith("https:")
-        self._proxy_headers = (transport.proxy_headers or None) if tunnel else None
-        self._extra_headers = {} if tunnel else transport.proxy_headers
         ssl_context = transport.ssl_context()
         credentials = session.get_credentials()
         if inspect.isawaitable(credentials):
             credentials = await credentials
         self._signer = RequestSigner(credentials, self.region)
+        if http1.supports_proxy(self._proxy):
+            pool = http1.Http1Pool(
+                self._url,
+                ssl_context=_checking(ssl_context),
+                proxy=self._proxy,
+                proxy_headers=transport.proxy_headers,
+                max_connections=self._max_connections,
+                connect_timeout_s=self._connect_timeout_s,
+                request_timeout_s=self._request_timeout_s,
+            )
+            self._pool = pool
+            self._stack.push_async_callback(pool.close)
+            return
+        # An https:// proxy (TLS to the proxy, then TLS inside it): aiohttp does that.
+        # aiohttp sends proxy_headers only on the CONNECT of a tunnel: a plain-http request
+        # through a forward proxy carries them itself.
+        tunnel = self._url.startswith("https:")
+        self._proxy_headers = (transport.proxy_headers or None) if tunnel else None
+        self._extra_headers = {} if tunnel else transport.proxy_headers
         self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=ssl_context),
             timeout=aiohttp.ClientTimeout(
@@ -193,6 +211,7 @@ class FirehoseClient:
 
     async def close(self) -> None:
         """Close the HTTP pool and the aioboto3 client. Idempotent."""
+        self._pool = None
         self._http = None
         await self._stack.aclose()
 
@@ -203,12 +222,55 @@ class FirehoseClient:
         failed call; its `ambiguous` flag says whether the records may have been stored.
         Cancellation abandons the request; its outcome is then unknown to the caller.
         """
-        if self._http is None or self._signer is None:
+        if self._signer is None or (self._pool is None and self._http is None):
             raise RuntimeError("FirehoseClient is not started")
         body = encode_put_record_batch(self._stream_json, records)
         sent = len(records)
         del records  # the body holds them now: with packing this frees MBs per request in flight
         headers = await self._signer.sign(self._url, body, self._put_target)
+        if self._pool is not None:
+            status, _, request_id, error_type, payload = await self._post(self._pool, headers, body)
+        else:
+            status, request_id, error_type, payload = await self._post_aiohttp(headers, body)
+        if status == 200:
+            return parse_put_record_batch(payload, sent, request_id)
+        raise self._located(parse_error(status, payload, request_id, error_type))
+
+    async def _post(
+        self, pool: http1.Http1Pool, headers: dict[str, str], body: bytes
+    ) -> http1.Answer:
+        """POST through our HTTP/1.1 pool; its errors mapped as the aiohttp ones are below."""
+        try:
+            return await pool.post(headers, body)
+        except http1.TlsCertificateError as exc:
+            raise self._tls_error("TlsCertificateNotTrusted", exc.cause or exc) from exc
+        except http1.TlsHandshakeError as exc:
+            raise self._tls_error("TlsHandshakeFailed", exc.cause or exc) from exc
+        except http1.ProxyRefusedError as exc:
+            # The proxy refused the CONNECT (e.g. 403, 407): the endpoint was never reached.
+            message = f"proxy {self._proxy} answered {exc.status} {exc.reason} to CONNECT"
+            raise FirehoseConnectionError("ProxyRefused", message, status=exc.status) from exc
+        except http1.ProxyConnectError as exc:
+            # The proxy itself could not be reached: nothing can have been stored.
+            message = f"proxy {self._proxy} unreachable: {exc}"
+            raise FirehoseConnectionError("ProxyConnectFailed", message) from exc
+        except http1.ConnectError as exc:
+            # Never connected: nothing can have been stored.
+            raise FirehoseConnectionError("ConnectFailed", str(exc)) from exc
+        except http1.PoolTimeoutError as exc:
+            # Every connection stayed busy: this request was never written.
+            raise RequestTimeoutError("RequestTimeout", str(exc)) from exc
+        except http1.AnswerTimeoutError as exc:
+            message = f"no complete answer within {self._request_timeout_s} s"
+            raise RequestTimeoutError("RequestTimeout", message, ambiguous=True) from exc
+        except http1.ConnectionLostError as exc:
+            raise FirehoseConnectionError("ConnectionLost", str(exc), ambiguous=True) from exc
+
+    async def _post_aiohttp(
+        self, headers: dict[str, str], body: bytes
+    ) -> tuple[int, str | None, str | None, bytes]:
+        """POST through aiohttp (an https:// proxy): status, request id, error type, body."""
+        assert self._http is not None
         if self._extra_headers:
             headers.update(self._extra_headers)  # for the forward proxy; not part of the signature
         # aiohttp warns about (and would write in one piece) bodies over 1 MiB given as bytes.
@@ -245,9 +307,7 @@ class FirehoseClient:
             raise RequestTimeoutError("RequestTimeout", message, ambiguous=True) from exc
         except aiohttp.ClientError as exc:
             raise FirehoseConnectionError("ConnectionLost", _describe(exc), ambiguous=True) from exc
-        if status == 200:
-            return parse_put_record_batch(payload, sent, request_id)
-        raise self._located(parse_error(status, payload, request_id, error_type))
+        return status, request_id, error_type, payload
 
     async def describe_stream(self) -> StreamDescription:
         """DescribeDeliveryStream for the bound stream (a control-plane call: AWS allows 5/s per
@@ -302,6 +362,17 @@ class FirehoseClient:
         if not error.fatal:
             return error
         return error.with_context(f"stream {self.stream!r} in region {self.region!r}")
+
+
+def _checking(context: ssl.SSLContext | bool) -> ssl.SSLContext:
+    """`Transport.ssl_context`'s answer as a context: False (``verify`` off) becomes one that
+    checks nothing, as aiohttp's ``ssl=False`` did."""
+    if isinstance(context, ssl.SSLContext):
+        return context
+    unchecked = ssl.create_default_context()
+    unchecked.check_hostname = False
+    unchecked.verify_mode = ssl.CERT_NONE
+    return unchecked
 
 
 def _describe(exc: BaseException) -> str:
