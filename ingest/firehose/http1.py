@@ -56,6 +56,9 @@ __all__ = [
 ]
 
 _INITIAL_BUFFER: Final = 64 * 1024  # one read of a typical answer (a 500-entry one is ~20 KiB)
+#: A buffer grown for larger answers is kept up to this size (AWS's RecordIds make a 500-entry
+#: answer ~120 KiB: growing it again for every answer would cost an allocation each time).
+_KEEP_BUFFER: Final = 256 * 1024
 _MAX_HEAD: Final = 64 * 1024  # an answer head larger than this is not HTTP we can use
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
@@ -273,7 +276,7 @@ class _Connection(asyncio.BufferedProtocol):
         if waiter is not None and not waiter.done():
             answer = Answer(self._status, self._reason, self._request_id, self._error_type, body)
             waiter.set_result(answer)
-        if len(self._buf) > _INITIAL_BUFFER:  # a large answer: do not keep its buffer per idle
+        if len(self._buf) > _KEEP_BUFFER:  # a very large answer: not kept per idle connection
             self._buf = bytearray(_INITIAL_BUFFER)
             self._view = memoryview(self._buf)
         self._used = 0

@@ -13,8 +13,12 @@ import asyncio
 import socket
 import ssl
 import struct
-from collections.abc import Awaitable, Callable, Coroutine
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,10 +26,12 @@ import pytest
 import trustme
 import uvloop
 
+from ingest.emulator import Emulator
 from ingest.errors import FirehoseConnectionError, RequestTimeoutError
 from ingest.firehose import http1
 from ingest.firehose.client import FirehoseClient
 from ingest.firehose.http1 import Http1Pool
+from tests.conftest import free_port
 
 
 @dataclass(frozen=True)
@@ -438,3 +444,74 @@ async def test_the_client_maps_failures_by_how_far_the_request_got() -> None:
         assert "cannot connect to 127.0.0.1" in str(refused.value)
     finally:
         await client.close()
+
+
+@dataclass(frozen=True)
+class TlsProxy:
+    port: int
+    log: Path
+    ca: Path  # signed the proxy's certificate and the emulator's
+    cert: Path
+    key: Path
+
+
+@pytest.fixture
+def tls_proxy(tmp_path: Path) -> Iterator[TlsProxy]:
+    """proxy.py on 127.0.0.1 serving TLS to its clients (a trustme certificate)."""
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    paths = TlsProxy(
+        free_port(), tmp_path / "proxy.log", tmp_path / "ca.pem", tmp_path / "cert.pem",
+        tmp_path / "key.pem",
+    )  # fmt: skip
+    ca.cert_pem.write_to_path(str(paths.ca))
+    issued.private_key_pem.write_to_path(str(paths.key))
+    issued.cert_chain_pems[0].write_to_path(str(paths.cert))
+    with paths.log.open("wb") as sink:
+        proxy = subprocess.Popen(
+            [sys.executable, "-m", "proxy", "--hostname", "127.0.0.1", "--port", str(paths.port),
+             "--num-workers", "1", "--num-acceptors", "1", "--log-level", "INFO",
+             "--cert-file", str(paths.cert), "--key-file", str(paths.key)],
+            stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        for _ in range(200):  # proxy.py takes a moment to listen; nothing else to wait on
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", paths.port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield paths
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
+
+
+async def test_an_https_proxy_falls_back_to_aiohttp_for_both_calls(
+    credentials: None, tls_proxy: TlsProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TLS to the proxy, then TLS to the endpoint inside the tunnel: the one setting our
+    HTTP/1.1 client leaves to aiohttp. One CA bundle trusts the proxy and the emulator."""
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(tls_proxy.ca))
+    async with Emulator(
+        data_dir=tls_proxy.log.with_name("data"), tls_cert=tls_proxy.cert, tls_key=tls_proxy.key
+    ) as emulator:
+        endpoint_port = port_of(emulator.endpoint_url)
+        client = FirehoseClient(
+            STREAM, region="us-east-1", endpoint_url=emulator.endpoint_url,
+            proxies={"https": f"https://127.0.0.1:{tls_proxy.port}"},
+            proxies_config={"proxy_ca_bundle": str(tls_proxy.ca)},
+        )  # fmt: skip
+        async with client:
+            assert (await client.describe_stream()).name == STREAM
+            assert (await client.put_record_batch([b'{"a":1}\n'])).failed_put_count == 0
+        assert len(emulator.stored_records(STREAM)) == 1
+    tunnels = f"CONNECT 127.0.0.1:{endpoint_port} "
+    for _ in range(100):  # proxy.py logs a tunnel when it closes
+        if tls_proxy.log.read_text("utf-8", "replace").count(tunnels) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert tls_proxy.log.read_text("utf-8", "replace").count(tunnels) == 2  # Describe and Put
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].rstrip("/"))
