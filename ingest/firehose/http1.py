@@ -299,8 +299,7 @@ class _Connection(asyncio.BufferedProtocol):
         elif self._length >= 0:
             end = self._head_end + self._length
             if self._used >= end:
-                if self._used > end:
-                    raise ValueError("bytes after the answer's body")
+                self._keep_alive &= self._used == end  # bytes after it: out of step, drop it
                 self._finish(bytes(self._view[self._head_end : end]))
             elif end > len(self._buf):
                 self._grow(end)
@@ -359,8 +358,7 @@ class _Connection(asyncio.BufferedProtocol):
                     if found < 0:
                         break
                     trailer_end = found + 4
-                if self._used > trailer_end:
-                    raise ValueError("bytes after the chunked answer")
+                self._keep_alive &= self._used == trailer_end
                 self._finish(b"".join(self._chunks))
                 return
             data_end = line_end + 2 + size
@@ -472,6 +470,8 @@ class Http1Pool:
         self._busy += 1
         connection: _Connection | None = None
         try:
+            if self._closed:
+                raise ConnectError("the client was closed")
             connection = self._idle_connection()
             if connection is None:
                 connection = await self._connect(loop, deadline)
@@ -503,7 +503,7 @@ class Http1Pool:
         self._idle.clear()
         for waiter in self._slot_waiters:
             if not waiter.done():
-                waiter.set_exception(RuntimeError("Http1Pool is closed"))
+                waiter.set_exception(ConnectError("the client was closed"))
         self._slot_waiters.clear()
         await asyncio.sleep(0)  # let the transports run their connection_lost
 
@@ -569,7 +569,7 @@ class Http1Pool:
             raise
         if self._closed:
             self._drop(connection)
-            raise RuntimeError("Http1Pool is closed")
+            raise ConnectError("the client was closed")
         return connection
 
     async def _open(self, loop: asyncio.AbstractEventLoop, connection: _Connection) -> None:

@@ -211,6 +211,7 @@ def test_connection_close_answers_chunked_to_eof_and_interim_answers(loop: str) 
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nx-amzn-ErrorType: E:x\r\n\r\n"
         b"5;ext=1\r\nhello\r\n1\r\n \r\nb\r\nworld-chunk\r\n0\r\nTrailer: yes\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nx-amzn-RequestId: r-eof\r\n\r\nto the end",
+        answer_bytes(b"extra") + b"junk",  # read, but the connection is out of step
         answer_bytes(b"last"),
     ]
 
@@ -229,12 +230,12 @@ def test_connection_close_answers_chunked_to_eof_and_interim_answers(loop: str) 
         await pool.close()
         served.server.close()
         assert [a.body for a in answers] == [
-            b"after-100", b"closing", b"hello world-chunk", b"to the end", b"last"
+            b"after-100", b"closing", b"hello world-chunk", b"to the end", b"extra", b"last"
         ]  # fmt: skip
         assert answers[2].error_type == "E:x"
         assert answers[3].request_id == "r-eof"
-        # 100+answer and close on #1; chunked and to-EOF on #2; the last on #3.
-        assert [r.connection for r in served.scripted.requests] == [1, 1, 2, 2, 3]
+        # 100+answer and close on #1; chunked and to-EOF on #2; junk after #3; the last on #4.
+        assert [r.connection for r in served.scripted.requests] == [1, 1, 2, 2, 3, 4]
 
     run(loop, main())
 
