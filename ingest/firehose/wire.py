@@ -1,15 +1,20 @@
 """PutRecordBatch on the wire (JSON 1.1) without botocore's per-entry serialise/parse.
 
 The request body is built by concatenation (base64 per record, done by pybase64's SIMD C code:
-~15x faster per byte than `binascii`, whose base64 was the largest per-event cost), and
-the answer is parsed with orjson into a `PutBatchResult` whose entries stay index-aligned with
-the records sent. Pure functions: no I/O here.
+~15x faster per byte than `binascii`, whose base64 was the largest per-event cost). For a batch
+of small records a call per record costs far more than the encoding itself (~0.12 of ~0.16 us
+for 150 bytes), so records all of one size go through one call for the whole batch and are cut
+out of it by a cached `struct` format, in C. The answer is parsed with orjson into a
+`PutBatchResult` whose entries stay index-aligned with the records sent. Pure functions: no I/O
+here.
 """
 
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -32,6 +37,10 @@ CONTENT_TYPE: Final = "application/x-amz-json-1.1"
 _TARGET_PREFIX: Final = "Firehose_20150804."
 _b64 = pybase64.b64encode  # standard alphabet, padded, no newline: what Firehose expects
 _RECORD_SEPARATOR: Final = b'"},{"Data":"'
+# A batch of at least this many records of one size, at most this big, is encoded with one
+# base64 call (bigger records: the call per record is cheap next to their encoding and copies).
+_SAME_SIZE_MIN_RECORDS: Final = 16
+_SAME_SIZE_MAX_BYTES: Final = 1024
 _FAILED_PUT_COUNT: Final = re.compile(rb'"FailedPutCount"\s*:\s*(\d+)')
 
 
@@ -45,11 +54,40 @@ def encode_put_record_batch(stream_json: bytes, records: list[bytes]) -> bytes:
 
     `records` must be non-empty; limits are the caller's business (the accumulator).
     """
-    encoded = list(map(_b64, records))
+    separator = _RECORD_SEPARATOR
+    size = len(records[0])
+    # First and last compared first: a batch of mixed sizes costs no pass over the sizes.
+    if (
+        len(records) >= _SAME_SIZE_MIN_RECORDS
+        and size <= _SAME_SIZE_MAX_BYTES
+        and len(records[-1]) == size
+        and list(map(len, records)).count(size) == len(records)
+    ):
+        # One base64 call for all: each record but the last padded with zero bytes to whole
+        # 3-byte groups, so the base64 of the concatenation is the records' base64 end to end.
+        # The zero padding comes out as trailing "A"s (zero bits): the format skips them and
+        # the separator puts the "=" they stand for (the last record's are the encoder's own).
+        pad = -size % 3
+        joined = _b64((b"\0" * pad).join(records))
+        encoded = list(_same_size_format(size, len(records)).unpack(joined))
+        if pad:
+            separator = b"=" * pad + separator
+    else:
+        encoded = list(map(_b64, records))
     # Head and tail go onto the first and last piece: the body is copied once, not twice.
     encoded[0] = b'{"DeliveryStreamName":' + stream_json + b',"Records":[{"Data":"' + encoded[0]
     encoded[-1] += b'"}]}'
-    return _RECORD_SEPARATOR.join(encoded)
+    return separator.join(encoded)
+
+
+@lru_cache(maxsize=64)
+def _same_size_format(size: int, count: int) -> struct.Struct:
+    """Cuts the base64 of `count` records of `size` bytes, all but the last zero-padded to
+    whole 3-byte groups, into each record's base64 (without the padding's characters, but the
+    last one's with its "=")."""
+    stride = (size + 2) // 3 * 4
+    padding = -size % 3
+    return struct.Struct(f"{stride - padding}s{padding}x" * (count - 1) + f"{stride}s")
 
 
 @dataclass(frozen=True, slots=True)

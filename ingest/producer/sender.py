@@ -4,7 +4,10 @@ One dispatcher task takes ready batches from the accumulator and starts one task
 at most `max_inflight` at a time. Each request task owns its batch until every record in it is
 settled: tenacity (the only retry authority; botocore makes one attempt) decides whether and
 when to resend, with exponential backoff, full jitter and a cap, bounded by a per-record
-deadline counted from the batch's first attempt (and by `max_attempts` if set). After a
+deadline counted from the batch's first attempt (and by `max_attempts` if set). The first
+attempt goes straight to the transport (most batches need no other, and tenacity's loop costs
+~40 us of CPU per request); only a retriable failure enters tenacity, which replays it as its
+own first attempt, dated from when that began, so every resend is decided exactly as before. After a
 200 with failed entries only those entries are resent. A cancelled request is settled as failed,
 never as delivered. Once any attempt of a batch had an ambiguous outcome (a timeout or reset after
 the request was sent), every record of it that later fails says it may have been stored.
@@ -21,6 +24,8 @@ from typing import Protocol
 import structlog
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
+    before_nothing,
     retry_if_exception,
     stop_after_attempt,
     stop_before_delay,
@@ -29,6 +34,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from ingest.errors import FirehoseError, RequestTimeoutError, ServerError, ThrottledError
+from ingest.firehose.limits import BILLING_INCREMENT_BYTES
 from ingest.firehose.wire import PutBatchResult
 from ingest.producer.accumulator import Accumulator
 from ingest.producer.batch import Batch
@@ -56,7 +62,9 @@ class RetryPolicy:
     backoff_base_s: float
     backoff_cap_s: float
 
-    def retrying(self) -> AsyncRetrying:
+    def retrying(self, first_started: float | None = None) -> AsyncRetrying:
+        """The retry loop; `first_started` (``time.monotonic()``) is when its first attempt
+        began, when that attempt ran before the loop (the deadline counts from it)."""
         # A time budget, not a count: a fixed count of backoffs ends long before an outage does.
         stop: stop_base = stop_before_delay(self.deadline_s)
         if self.max_attempts is not None:
@@ -66,7 +74,18 @@ class RetryPolicy:
             wait=wait_random_exponential(multiplier=self.backoff_base_s, max=self.backoff_cap_s),
             retry=retry_if_exception(_is_retriable),
             reraise=True,
+            before=before_nothing if first_started is None else _started_at(first_started),
         )
+
+
+def _started_at(started: float) -> Callable[[RetryCallState], None]:
+    """A `before` hook dating the loop's first attempt back to `started`."""
+
+    def before(retry_state: RetryCallState) -> None:
+        if retry_state.attempt_number == 1:
+            retry_state.start_time = started
+
+    return before
 
 
 class _EntriesFailed(Exception):
@@ -174,23 +193,17 @@ class Sender:
             self._slots.release()
 
     async def _deliver(self, batch: Batch) -> None:
-        counters = self._counters
-        ambiguous = False
+        started = time.monotonic()
         try:
-            async for attempt in self._policy.retrying():
-                with attempt:
-                    if batch.attempts:
-                        resent = len(batch.pending_indices())
-                        counters.records_retried += resent
-                        if ambiguous:
-                            counters.duplicates_possible += resent
-                    ambiguous = False
-                    batch.attempts += 1
-                    try:
-                        await self._attempt(batch)
-                    except FirehoseError as exc:
-                        ambiguous = exc.ambiguous
-                        raise
+            try:
+                batch.attempts += 1
+                await self._attempt(batch)
+                return
+            except (FirehoseError, _EntriesFailed) as exc:
+                if not exc.retriable:
+                    raise
+                first = exc
+            await self._resend(batch, first, started)
         except _EntriesFailed as exc:
             given_up = [(i, err.reason, self._gave_up(batch, err)) for i, err in exc.failures]
             self._ledger.fail_each(batch, given_up)
@@ -199,16 +212,45 @@ class Sender:
             if exc.fatal:
                 self._on_fatal(exc)
 
+    async def _resend(
+        self, batch: Batch, first: FirehoseError | _EntriesFailed, started: float
+    ) -> None:
+        """Resend after the retriable failure `first` of the attempt begun at `started`, for as
+        long as the policy allows; raises the last failure once it says stop."""
+        counters = self._counters
+        ambiguous = isinstance(first, FirehoseError) and first.ambiguous
+        replay: BaseException | None = first
+        async for attempt in self._policy.retrying(started):
+            with attempt:
+                if replay is not None:  # the first attempt's outcome, as if it ran in here
+                    failed, replay = replay, None
+                    raise failed
+                resent = len(batch.pending_indices())
+                counters.records_retried += resent
+                if ambiguous:
+                    counters.duplicates_possible += resent
+                ambiguous = False
+                batch.attempts += 1
+                try:
+                    await self._attempt(batch)
+                except FirehoseError as exc:
+                    ambiguous = exc.ambiguous
+                    raise
+
     async def _attempt(self, batch: Batch) -> None:
         """One PutRecordBatch for the batch's pending records; settles what it can."""
         counters = self._counters
         records = batch.pending_records()
+        # Raw bytes of the events sent: the batch's own count when all of them go (no pass).
+        nbytes = batch.nbytes if batch.pending is None else sum(map(len, records))
+        sizes: list[int] | None  # of the Firehose records: what is sent and billed
         if self._packer is None:
-            wire, starts = records, None
+            wire, starts, sizes = records, None, None  # the records themselves
+            counters.bytes_sent += nbytes
         else:
             wire, starts = self._packer.pack(records)
-        sizes = list(map(len, wire))  # of the Firehose records: what is sent and billed
-        counters.bytes_sent += sum(sizes)
+            sizes = list(map(len, wire))
+            counters.bytes_sent += sum(sizes)
         counters.inflight_requests += 1
         epoch = self._slots.epoch()
         sticky = batch.maybe_stored
@@ -222,28 +264,30 @@ class Sender:
             # Sticky: once an attempt may have stored the records, every later failure says so.
             batch.maybe_stored = sticky or exc.ambiguous
             batch.note_error(str(exc))
-            self._finished(started, _outcome(exc), len(records))
-            self._adapt(_signal(exc), started, epoch)
+            outcome = _outcome(exc)
+            now = self._finished(started, outcome, len(records))
+            self._adapt(_signal(exc), now - started, epoch)
             throttled = len(records) if isinstance(exc, ThrottledError) else 0
             counters.throttled += throttled
             if self._on_request is not None:
-                self._observe(started, _outcome(exc), records, 0, throttled)
+                self._observe(started, now, outcome, len(records), nbytes, 0, throttled)
             raise
         finally:
             counters.inflight_requests -= 1
             if counters.inflight_requests == 0:
                 self._accumulator.poke()  # a partial batch may ship now (Nagle's rule)
         batch.maybe_stored = sticky
-        self._count_billed(sizes, result)
+        self._count_billed(sizes, records, result)
         if starts is not None:
             result = PackedResult(result, starts)
         outcome = "ok" if result.failed_put_count == 0 else "partial"
-        self._finished(started, outcome, len(records))
+        now = self._finished(started, outcome, len(records))
         failed = self._ledger.deliver(batch, result)
         throttled = sum(isinstance(err, ThrottledError) for _, err in failed) if failed else 0
-        self._adapt(Signal.CONGESTED if throttled else Signal.OK, started, epoch)
+        self._adapt(Signal.CONGESTED if throttled else Signal.OK, now - started, epoch)
         if self._on_request is not None:
-            self._observe(started, outcome, records, len(records) - len(failed), throttled)
+            delivered = len(records) - len(failed)
+            self._observe(started, now, outcome, len(records), nbytes, delivered, throttled)
         if not failed:
             return
         batch.note_error(str(failed[0][1]))
@@ -254,36 +298,54 @@ class Sender:
         if retriable:
             raise _EntriesFailed(retriable)
 
-    def _adapt(self, signal: Signal, started: float, epoch: int) -> None:
-        self._slots.observe(signal, time.monotonic() - started, epoch)
+    def _adapt(self, signal: Signal, latency_s: float, epoch: int) -> None:
+        self._slots.observe(signal, latency_s, epoch)
         self._counters.inflight_limit = self._slots.limit
 
-    def _count_billed(self, sizes: list[int], result: PutBatchResult) -> None:
-        """Firehose records accepted by one 200 answer (`sizes` of those sent), and what they
-        are billed."""
+    def _count_billed(
+        self, sizes: list[int] | None, records: list[bytes], result: PutBatchResult
+    ) -> None:
+        """Firehose records accepted by one 200 answer, and what they are billed: `sizes` of
+        the Firehose records sent, None when those were the `records` themselves."""
+        counters = self._counters
+        if sizes is None:
+            # One event per record, each one billing unit unless larger (max() runs in C).
+            if not result.failed_put_count and max(map(len, records)) <= BILLING_INCREMENT_BYTES:
+                counters.firehose_records_delivered += len(records)
+                counters.bytes_billed += len(records) * BILLING_INCREMENT_BYTES
+                return
+            sizes = list(map(len, records))
         if result.failed_put_count:
             failed = {f.index for f in result.failures()}
             sizes = [size for i, size in enumerate(sizes) if i not in failed]
-        self._counters.firehose_records_delivered += len(sizes)
-        self._counters.bytes_billed += billed_total(sizes)
+        counters.firehose_records_delivered += len(sizes)
+        counters.bytes_billed += billed_total(sizes)
 
-    def _finished(self, started: float, outcome: str, records: int) -> None:
+    def _finished(self, started: float, outcome: str, records: int) -> float:
+        """Count a finished attempt; returns now (``time.monotonic()``)."""
         now = time.monotonic()
-        self._counters.latency.observe(now - started)
-        self._counters.count_request(outcome)
-        self._counters.last_progress_monotonic = now
+        counters = self._counters
+        counters.latency.observe(now - started)
+        counters.count_request(outcome)
+        counters.last_progress_monotonic = now
         if self._log_requests:
             _log.debug("request_finished", outcome=outcome, records=records, seconds=now - started)
+        return now
 
     def _observe(
-        self, started: float, outcome: str, records: list[bytes], delivered: int, throttled: int
+        self,
+        started: float,
+        now: float,
+        outcome: str,
+        records: int,
+        nbytes: int,
+        delivered: int,
+        throttled: int,
     ) -> None:
         """Tell the per-request observer (one call per request, never per record)."""
         assert self._on_request is not None
-        seconds = time.monotonic() - started
-        nbytes = sum(map(len, records))
         observation = RequestObservation(
-            started, seconds, outcome, len(records), nbytes, delivered, throttled
+            started, now - started, outcome, records, nbytes, delivered, throttled
         )
         self._on_request(observation)
 

@@ -3,6 +3,7 @@ record through all its attempts; over real HTTP from a scripted Firehose."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import Awaitable, Callable
@@ -110,3 +111,57 @@ async def test_unambiguous_attempts_only_leave_the_failure_unmarked(
     assert [(r.reason, r.attempts, r.maybe_stored) for r in failed] == [("throttled", 2, False)]
     assert "may have been stored" not in failed[0].message
     assert producer.stats().duplicates_possible == 0
+
+
+async def test_max_attempts_one_sends_once_after_a_retriable_failure(
+    serve_post: Callable[..., Awaitable[str]],
+) -> None:
+    # The first attempt runs before the retry loop: the loop still decides there is no resend.
+    script = Script([THROTTLED])
+    endpoint = await serve_post(script.handle)
+    failed: list[FailedRecord] = []
+    async with Producer(
+        endpoint_url=endpoint, on_failure=failed.extend, max_attempts=1, **FAST
+    ) as producer:
+        await producer.put(b"x\n")
+    assert script.calls == 1
+    assert [(r.reason, r.attempts) for r in failed] == [("throttled", 1)]
+    assert "gave up after 1 attempt(s)" in failed[0].message
+    assert producer.stats().records_retried == 0
+
+
+async def test_the_deadline_counts_from_the_first_attempt_even_a_slow_one(
+    serve_post: Callable[..., Awaitable[str]],
+) -> None:
+    # A first answer slower than the whole deadline leaves no time for a resend.
+    script = Script([THROTTLED] * 10)
+
+    async def slow_first(request: web.Request) -> web.Response:
+        if script.calls == 0:
+            await asyncio.sleep(0.4)
+        return await script.handle(request)
+
+    endpoint = await serve_post(slow_first)
+    failed: list[FailedRecord] = []
+    async with Producer(
+        endpoint_url=endpoint, on_failure=failed.extend, record_deadline_s=0.3, **FAST
+    ) as producer:
+        await producer.put(b"x\n")
+    assert script.calls == 1
+    assert [(r.reason, r.attempts) for r in failed] == [("throttled", 1)]
+
+
+async def test_resends_are_counted_as_before_when_the_first_attempt_fails(
+    serve_post: Callable[..., Awaitable[str]],
+) -> None:
+    script = Script([BAD_GATEWAY, THROTTLED])
+    endpoint = await serve_post(script.handle)
+    async with Producer(endpoint_url=endpoint, **FAST) as producer:
+        receipts = await producer.put_many([b"a\n", b"b\n"])
+        assert await receipts.wait() == []
+    stats = producer.stats()
+    assert [receipt.attempts for receipt in receipts] == [3, 3]
+    assert stats.records_retried == 4  # two records, resent twice
+    assert stats.duplicates_possible == 2  # only the resend right after the 502
+    assert sum(stats.requests.values()) == script.calls == 3
+    assert stats.records_delivered == 2

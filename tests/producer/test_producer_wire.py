@@ -28,6 +28,28 @@ def test_body_is_the_documented_json_with_base64_records() -> None:
     assert [base64.b64decode(entry["Data"]) for entry in body["Records"]] == records
 
 
+@pytest.mark.parametrize("count", [1, 15, 16, 17, 500])
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4, 5, 149, 150, 151, 1023, 1024, 1025])
+def test_body_is_byte_identical_for_batches_of_one_record_size(size: int, count: int) -> None:
+    # Records of one size take the one-base64-call path: every padding case (size % 3), under
+    # and over its thresholds, gives exactly the JSON a plain encoder writes, and all bytes.
+    records = [bytes((i * 7 + j * 13) % 256 for j in range(size)) for i in range(count)]
+    records[-1] = b"\xff" * size  # a last record whose padding bits would differ if set
+    expected = orjson.dumps(
+        {
+            "DeliveryStreamName": "s-1",
+            "Records": [{"Data": base64.b64encode(record).decode()} for record in records],
+        }
+    )
+    assert encode_put_record_batch(orjson.dumps("s-1"), records) == expected
+
+
+def test_a_batch_of_mixed_sizes_is_encoded_record_by_record() -> None:
+    records = [b"x" * 150] * 20 + [b"y" * 151] + [b"z" * 150] * 20  # same first and last size
+    body = orjson.loads(encode_put_record_batch(orjson.dumps("s-1"), records))
+    assert [base64.b64decode(entry["Data"]) for entry in body["Records"]] == records
+
+
 def test_all_delivered_answer_gives_record_ids_by_index() -> None:
     answer = (
         b'{"FailedPutCount":0,"Encrypted":false,'
