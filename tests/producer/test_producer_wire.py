@@ -50,6 +50,24 @@ def test_a_batch_of_mixed_sizes_is_encoded_record_by_record() -> None:
     assert [base64.b64decode(entry["Data"]) for entry in body["Records"]] == records
 
 
+@pytest.mark.parametrize("where", ["first", "last", "middle"])
+def test_failed_put_count_is_read_wherever_the_answer_puts_it(where: str) -> None:
+    # Long answers (AWS RecordIds are ~220 characters): the count may come before or after
+    # the entries, or (any JSON layout) with whitespace and keys anywhere else.
+    entries = [{"RecordId": "r" * 220}] * 40 + [{"ErrorCode": "ServiceUnavailableException"}]
+    responses = orjson.dumps(entries).decode()
+    count = '"FailedPutCount" : 1'
+    answer = {
+        "first": f'{{{count},"Encrypted":false,"RequestResponses":{responses}}}',
+        "last": f'{{"Encrypted":false,"RequestResponses":{responses},{count}}}',
+        "middle": f'{{"RequestResponses":{responses},{count},"Padding":"{" " * 300}"}}',
+    }[where].encode()
+    result = parse_put_record_batch(answer, 41, "req-1")
+    assert result.failed_put_count == 1
+    assert [f.index for f in result.failures()] == [40]
+    assert result.record_id(0) == "r" * 220
+
+
 def test_all_delivered_answer_gives_record_ids_by_index() -> None:
     answer = (
         b'{"FailedPutCount":0,"Encrypted":false,'
