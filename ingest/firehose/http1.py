@@ -390,7 +390,10 @@ class Http1Pool:
     ``http://host:port`` URL or None; `proxy_headers` go on the CONNECT of a tunnel, or on every
     request forwarded to an ``http://`` endpoint. `connect_timeout_s` bounds reaching the
     endpoint (TCP, proxy CONNECT, TLS handshake), `request_timeout_s` a whole request
-    (waiting for a free connection, connecting, sending, the complete answer).
+    (waiting for a free connection, connecting, sending, the complete answer). A connection
+    idle for more than `keepalive_idle_s` is closed instead of reused (aiohttp's default, which
+    the data path had): one that a NAT or load balancer dropped silently would otherwise turn
+    the next request into an ambiguous timeout.
     """
 
     def __init__(
@@ -403,6 +406,7 @@ class Http1Pool:
         max_connections: int = 8,
         connect_timeout_s: float = 5.0,
         request_timeout_s: float = 10.0,
+        keepalive_idle_s: float = 15.0,
     ) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {max_connections}")
@@ -436,7 +440,9 @@ class Http1Pool:
         self._max = max_connections
         self._connect_timeout_s = connect_timeout_s
         self._request_timeout_s = request_timeout_s
-        self._idle: list[_Connection] = []  # LIFO: the most recently used is the least stale
+        self._keepalive_idle_s = keepalive_idle_s
+        # (connection, idle since): LIFO, the most recently used is the least stale
+        self._idle: list[tuple[_Connection, float]] = []
         self._all: set[_Connection] = set()
         self._busy = 0  # requests holding a connection slot
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
@@ -456,7 +462,8 @@ class Http1Pool:
         if self._closed:
             raise RuntimeError("Http1Pool is closed")
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._request_timeout_s
+        now = loop.time()
+        deadline = now + self._request_timeout_s
         head = "".join(
             [
                 self._request_line,
@@ -472,7 +479,7 @@ class Http1Pool:
         try:
             if self._closed:
                 raise ConnectError("the client was closed")
-            connection = self._idle_connection()
+            connection = self._idle_connection(now)
             if connection is None:
                 connection = await self._connect(loop, deadline)
             waiter = connection.send([head, body] if body else [head])
@@ -489,7 +496,7 @@ class Http1Pool:
             self._busy -= 1
             self._wake_slot_waiter()
         if connection.finished_cleanly() and not self._closed:
-            self._idle.append(connection)
+            self._idle.append((connection, loop.time()))
         else:
             self._drop(connection, graceful=True)
         return answer
@@ -534,9 +541,16 @@ class Http1Pool:
                 waiter.set_result(None)
                 return
 
-    def _idle_connection(self) -> _Connection | None:
+    def _idle_connection(self, now: float) -> _Connection | None:
         while self._idle:
-            connection = self._idle.pop()
+            connection, since = self._idle.pop()
+            if now - since > self._keepalive_idle_s:
+                # It and every connection below it (idle longer) are too old to trust.
+                for older, _ in self._idle:
+                    self._drop(older, graceful=True)
+                self._idle.clear()
+                self._drop(connection, graceful=True)
+                return None
             if connection.usable():
                 return connection
             self._drop(connection)  # closed (or talked) while idle: a fresh one is safer

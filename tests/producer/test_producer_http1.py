@@ -202,6 +202,21 @@ def test_an_idle_connection_the_server_closed_is_replaced_before_writing(
     run(loop, main())
 
 
+def test_a_connection_idle_too_long_is_closed_not_reused(loop: str) -> None:
+    async def main() -> None:
+        served = await serve(ok)
+        pool = pool_for(served, keepalive_idle_s=0.2)
+        for pause in (0.0, 0.05, 0.3, 0.0):
+            await asyncio.sleep(pause)
+            assert (await pool.post({}, b"q")).status == 200
+        await pool.close()
+        served.server.close()
+        assert [r.connection for r in served.scripted.requests] == [1, 1, 2, 2]
+        assert served.scripted.closed_by_client >= 1  # the client closed the old one
+
+    run(loop, main())
+
+
 def test_connection_close_answers_chunked_to_eof_and_interim_answers(loop: str) -> None:
     """Each request gets another framing; every body is read whole, and a connection is
     reused only when the answer allows it."""
