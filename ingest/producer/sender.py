@@ -202,8 +202,8 @@ class Sender:
             except (FirehoseError, _EntriesFailed) as exc:
                 if not exc.retriable:
                     raise
-                first = exc
-            await self._resend(batch, first, started)
+                resend = self._resend(batch, exc, started)
+            await resend  # outside the handler: its exception is not the context of later ones
         except _EntriesFailed as exc:
             given_up = [(i, err.reason, self._gave_up(batch, err)) for i, err in exc.failures]
             self._ledger.fail_each(batch, given_up)
