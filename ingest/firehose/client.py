@@ -229,7 +229,13 @@ class FirehoseClient:
         del records  # the body holds them now: with packing this frees MBs per request in flight
         headers = await self._signer.sign(self._url, body, self._put_target)
         if self._pool is not None:
-            status, _, request_id, error_type, payload = await self._post(self._pool, headers, body)
+            # Handed over in a list the pool empties: the body (MBs when packed) is freed as
+            # soon as it is written, not held until the answer comes.
+            parcel = [body]
+            del body
+            status, _, request_id, error_type, payload = await self._post(
+                self._pool, headers, parcel
+            )
         else:
             status, request_id, error_type, payload = await self._post_aiohttp(headers, body)
         if status == 200:
@@ -237,11 +243,11 @@ class FirehoseClient:
         raise self._located(parse_error(status, payload, request_id, error_type))
 
     async def _post(
-        self, pool: http1.Http1Pool, headers: dict[str, str], body: bytes
+        self, pool: http1.Http1Pool, headers: dict[str, str], parcel: list[bytes]
     ) -> http1.Answer:
         """POST through our HTTP/1.1 pool; its errors mapped as the aiohttp ones are below."""
         try:
-            return await pool.post(headers, body)
+            return await pool.post(headers, parcel)
         except http1.TlsCertificateError as exc:
             raise self._tls_error("TlsCertificateNotTrusted", exc.cause or exc) from exc
         except http1.TlsHandshakeError as exc:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Iterator
 from typing import Final, NamedTuple, cast
 from urllib.parse import urlsplit
 
@@ -137,6 +138,20 @@ def _host_port(url: str) -> tuple[str, int, str]:
     return host, port, header
 
 
+#: Requests larger than this are written in chunks of this size, at the transport's pace.
+_WRITE_CHUNK = 256 * 1024
+
+
+def _chunks(pieces: list[bytes]) -> Iterator[bytes | memoryview]:
+    for piece in pieces:
+        if len(piece) <= _WRITE_CHUNK:
+            yield piece
+            continue
+        view = memoryview(piece)
+        for start in range(0, len(view), _WRITE_CHUNK):
+            yield view[start : start + _WRITE_CHUNK]
+
+
 class _Connection(asyncio.BufferedProtocol):
     """One HTTP/1.1 connection: writes a request, parses the answer into one buffer."""
 
@@ -150,6 +165,10 @@ class _Connection(asyncio.BufferedProtocol):
         self._used = 0
         self._waiter: asyncio.Future[Answer] | None = None
         self._tunnel = False  # the answer awaited is a proxy's to CONNECT: no body follows
+        # What of the request is still to be written (a large body goes in chunks, each once
+        # the transport has room), and whether the transport asked us to pause.
+        self._unsent: Iterator[bytes | memoryview] | None = None
+        self._paused = False
         self._reset_answer()
 
     def _reset_answer(self) -> None:
@@ -192,8 +211,16 @@ class _Connection(asyncio.BufferedProtocol):
             self._finish(bytes(self._view[self._head_end : self._used]))  # framed by the EOF
         return False  # let the transport close
 
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._write_more()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.done = True
+        self._unsent = None
         if self._waiter is not None and not self._waiter.done():
             if exc is None and self._head_end >= 0 and self._length < 0 and not self._chunked:
                 self._finish(bytes(self._view[self._head_end : self._used]))
@@ -215,8 +242,27 @@ class _Connection(asyncio.BufferedProtocol):
         self._used = 0
         self._tunnel = tunnel
         waiter = self._waiter = self._loop.create_future()
-        self.transport.writelines(pieces)
+        if sum(map(len, pieces)) <= _WRITE_CHUNK:
+            self.transport.writelines(pieces)
+        else:
+            self._unsent = _chunks(pieces)
+            self._write_more()
         return waiter
+
+    def _write_more(self) -> None:
+        """Write chunks of the request until the transport pauses us (`resume_writing` goes
+        on). A TLS transport encrypts all it is given into a memory buffer that keeps its
+        largest size for the connection's life: fed in chunks, a 4 MiB body costs the
+        connection ~256 KiB of such buffers, not the body's size again (and again per
+        connection in the pool)."""
+        unsent, transport = self._unsent, self.transport
+        if unsent is None or transport is None:
+            return
+        for chunk in unsent:
+            transport.write(chunk)
+            if self._paused:
+                return
+        self._unsent = None
 
     def time_out(self, seconds: float) -> None:
         """The request's deadline passed (a timer callback)."""
@@ -230,12 +276,14 @@ class _Connection(asyncio.BufferedProtocol):
             self._keep_alive
             and self.usable()
             and transport is not None
+            and self._unsent is None
             and transport.get_write_buffer_size() == 0  # an early answer, request not all sent
         )
 
     def abort(self) -> None:
         """Drop the connection at once (no TLS close_notify, unsent bytes discarded)."""
         self.done = True
+        self._unsent = None
         self._waiter = None
         if self.transport is not None:
             self.transport.abort()
@@ -265,6 +313,7 @@ class _Connection(asyncio.BufferedProtocol):
 
     def _fail(self, error: Http1Error) -> None:
         self.done = True
+        self._unsent = None
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(error)
@@ -453,12 +502,18 @@ class Http1Pool:
         """The Host header sent (what a signature must cover)."""
         return self._host_header
 
-    async def post(self, headers: dict[str, str], body: bytes) -> Answer:
+    async def post(self, headers: dict[str, str], body: bytes | list[bytes]) -> Answer:
         """POST `body` with `headers` (Host and Content-Length are added); the answer.
+
+        `body` may be handed over as a one-element list, which is emptied: the pool then holds
+        the only reference and drops it once the request is written (the transport keeps what
+        the socket has not taken yet), so a large body does not stay for the whole answer.
 
         Raises an `Http1Error` subclass (see the module's docstring); on cancellation the
         connection is aborted, never reused.
         """
+        if isinstance(body, list):
+            body = body.pop()
         if self._closed:
             raise RuntimeError("Http1Pool is closed")
         loop = asyncio.get_running_loop()
@@ -483,6 +538,7 @@ class Http1Pool:
             if connection is None:
                 connection = await self._connect(loop, deadline)
             waiter = connection.send([head, body] if body else [head])
+            del body  # written (or buffered by the transport): not kept until the answer
             timer = loop.call_at(deadline, connection.time_out, self._request_timeout_s)
             try:
                 answer = await waiter
