@@ -25,7 +25,7 @@ import asyncio
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
-from itertools import accumulate, islice
+from itertools import accumulate
 
 from ingest.errors import PutTimeoutError
 from ingest.firehose.limits import MAX_BATCH_BYTES, MAX_RECORDS_PER_BATCH
@@ -108,7 +108,7 @@ class Accumulator:
             byte_cap = min(MAX_BATCH_BYTES, self.max_bytes - self.queue_bytes + batch.nbytes)
             limit = min(total, taken + room_records)
             # Running totals in C; the cut is the last record that still fits under the cap.
-            totals = list(accumulate(islice(sizes, taken, limit), initial=batch.nbytes))
+            totals = list(accumulate(sizes[taken:limit], initial=batch.nbytes))
             end = taken + bisect_right(totals, byte_cap) - 1
             nbytes = totals[end - taken]
             if end == taken:
@@ -166,7 +166,7 @@ class Accumulator:
         while taken < total:
             batch = self._open if self._open is not None else self._start_batch()
             limit = min(total, taken + self.max_records - self.queue_records)
-            totals = list(accumulate(islice(sizes, taken, limit), initial=0))
+            totals = list(accumulate(sizes[taken:limit], initial=0))
             # The queue's byte bound: events taken..room_end-1 fit.
             room_end = bisect_right(totals, self.max_bytes - self.queue_bytes) - 1
             if room_end == 0:
