@@ -59,6 +59,7 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python bench/bench_emulator.py
 	$(BIN)/python bench/bench_events.py
+	$(BIN)/python bench/bench_http_client.py
 	$(BIN)/python bench/bench_compare.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_verify.py
 	$(BIN)/python bench/bench_loadtest.py
