@@ -63,6 +63,7 @@ class Stream:
         self._chunks: list[bytes] = []
         self._count = 0
         self._size = 0
+        self._writing = 0  # bytes taken out of the buffer by the write in progress
         self._oldest = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._retry_timer: asyncio.TimerHandle | None = None
@@ -93,7 +94,8 @@ class Stream:
         the call must then be refused (nothing stored) rather than held without limit."""
         if self.failing is None:
             return False
-        return self._size + sum(map(len, datas)) > self.hold_limit
+        # A retry in progress has taken the buffer out: its bytes are still held.
+        return self._size + self._writing + sum(map(len, datas)) > self.hold_limit
 
     def accept(self, datas: list[bytes]) -> bool:
         """Buffer accepted records; True when the buffer is due to be flushed now."""
@@ -128,6 +130,7 @@ class Stream:
             self._cancel_timer()
             if size == 0:
                 return  # only empty records: Firehose delivers no empty objects
+            self._writing = size
             try:
                 written = await self._write(chunks, oldest)
             except BaseException as error:  # cancelled too: what was taken goes back
@@ -138,6 +141,8 @@ class Stream:
                 if isinstance(error, DestinationError):
                     self._write_failed(error)
                 raise
+            finally:
+                self._writing = 0
             self._stats.objects_written += 1
             self._stats.bytes_written += written
             if self.failing is not None:
