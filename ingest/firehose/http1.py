@@ -61,6 +61,9 @@ _INITIAL_BUFFER: Final = 64 * 1024  # one read of a typical answer (a 500-entry 
 #: answer ~120 KiB: growing it again for every answer would cost an allocation each time).
 _KEEP_BUFFER: Final = 256 * 1024
 _MAX_HEAD: Final = 64 * 1024  # an answer head larger than this is not HTTP we can use
+#: An answer body larger than this is refused rather than buffered (a PutRecordBatch answer is
+#: at most ~120 KiB): a wrong Content-Length must not make us allocate gigabytes.
+_MAX_ANSWER: Final = 64 * 1024 * 1024
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
@@ -191,6 +194,8 @@ class _Connection(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._used == len(self._buf):
+            if self._used >= _MAX_ANSWER + _MAX_HEAD:  # an answer read to EOF that never ends
+                raise ValueError(f"an answer over {_MAX_ANSWER} bytes")
             self._grow(2 * len(self._buf))
         return self._view[self._used :]
 
@@ -384,8 +389,8 @@ class _Connection(asyncio.BufferedProtocol):
             self._chunked = True
         elif length is not None:
             self._length = int(length)
-            if self._length < 0:
-                raise ValueError(f"Content-Length {length!r}")
+            if not 0 <= self._length <= _MAX_ANSWER:
+                raise ValueError(f"Content-Length {length!r} (at most {_MAX_ANSWER} accepted)")
         else:
             self._keep_alive = False  # the body ends with the connection
         self._head_end = end
@@ -411,6 +416,8 @@ class _Connection(asyncio.BufferedProtocol):
                 self._finish(b"".join(self._chunks))
                 return
             data_end = line_end + 2 + size
+            if data_end > _MAX_ANSWER:
+                raise ValueError(f"a chunked answer over {_MAX_ANSWER} bytes")
             if self._used < data_end + 2:
                 if data_end + 2 > len(self._buf):
                     self._grow(data_end + 2)

@@ -10,6 +10,7 @@ trustme CA). Nothing on the client's side is patched.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import ssl
 import struct
@@ -531,3 +532,46 @@ async def test_an_https_proxy_falls_back_to_aiohttp_for_both_calls(
 
 def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1].rstrip("/"))
+
+
+def test_a_large_body_handed_over_arrives_whole_in_chunks(loop: str, tls: bool, pki: Pki) -> None:
+    """A 5 MB body (packed requests are up to ~5.6 MB) goes out in chunks at the transport's
+    pace and arrives byte for byte; handed over in a list, the pool keeps the only reference."""
+
+    async def echo_digest(request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(answer_bytes(hashlib.sha256(request.body).hexdigest().encode()))
+        await writer.drain()
+        return True
+
+    async def main() -> None:
+        served = await serve(echo_digest, pki.server if tls else None)
+        pool = pool_for(served, pki)
+        body = bytes(range(256)) * (5_000_000 // 256)
+        expected = hashlib.sha256(body).hexdigest().encode()
+        for _ in range(2):  # the same connection carries the next one too
+            parcel = [body]
+            answer = await pool.post({}, parcel)
+            assert parcel == []
+            assert answer.body == expected
+        await pool.close()
+        served.server.close()
+        assert served.scripted.connections == 1
+
+    run(loop, main())
+
+
+def test_an_absurd_content_length_is_refused_not_allocated(loop: str) -> None:
+    async def huge(request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\nabc")
+        await writer.drain()
+        return True
+
+    async def main() -> None:
+        served = await serve(huge)
+        pool = pool_for(served)
+        with pytest.raises(http1.ConnectionLostError, match="Content-Length"):
+            await pool.post({}, b"q")
+        await pool.close()
+        served.server.close()
+
+    run(loop, main())
