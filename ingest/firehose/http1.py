@@ -504,11 +504,6 @@ class Http1Pool:
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
 
-    @property
-    def host_header(self) -> str:
-        """The Host header sent (what a signature must cover)."""
-        return self._host_header
-
     async def post(self, headers: dict[str, str], body: bytes | list[bytes]) -> Answer:
         """POST `body` with `headers` (Host and Content-Length are added); the answer.
 

@@ -33,9 +33,6 @@ from ingest.firehose.wire import CONTENT_TYPE
 __all__ = ["RequestSigner", "missing_credentials_error"]
 
 SERVICE_NAME = "firehose"
-_SHA256_BLOCK = 64
-_IPAD = bytes(x ^ 0x36 for x in range(256))  # RFC 2104's key pads, as translate tables
-_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 def missing_credentials_error() -> CredentialsError:
@@ -72,8 +69,8 @@ class RequestSigner:
             raise missing_credentials_error()
         self._credentials = credentials
         self._region = region
-        # (secret, day, and the signing key's HMAC inner and outer SHA-256 states)
-        self._key: tuple[str, str, Any, Any] = ("", "", None, None)
+        # (secret, day, the signing key derived from them)
+        self._key: tuple[str, str, bytes] = ("", "", b"")
         self._await = inspect.iscoroutinefunction(credentials.get_frozen_credentials)
         self._scope_tail = f"/{region}/{SERVICE_NAME}/aws4_request"
         self._template: _Template | None = None
@@ -146,23 +143,14 @@ class RequestSigner:
 
     def _hmac(self, secret: str, day: str, message: bytes) -> str:
         """HMAC-SHA256 (hex) of `message` under the day's signing key (the HMAC chain date ->
-        region -> service -> aws4_request), done as RFC 2104 from the key's inner and outer
-        hash states, kept for the day: copying two states costs less than a new HMAC."""
-        cached_secret, cached_day, inner, outer = self._key
+        region -> service -> aws4_request), derived once per day and secret."""
+        cached_secret, cached_day, key = self._key
         if cached_secret != secret or cached_day != day:
             key = f"AWS4{secret}".encode()
             for part in (day, self._region, SERVICE_NAME, "aws4_request"):
                 key = hmac.digest(key, part.encode(), "sha256")
-            block = key.ljust(_SHA256_BLOCK, b"\0")  # a 32-byte key: padded, never hashed
-            inner = hashlib.sha256(block.translate(_IPAD))
-            outer = hashlib.sha256(block.translate(_OPAD))
-            self._key = (secret, day, inner, outer)
-        digest = inner.copy()
-        digest.update(message)
-        result = outer.copy()
-        result.update(digest.digest())
-        signature: str = result.hexdigest()
-        return signature
+            self._key = (secret, day, key)
+        return hmac.digest(key, message, "sha256").hex()
 
 
 @lru_cache(maxsize=16)
