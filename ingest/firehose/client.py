@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import io
 import ssl
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any, Final, NamedTuple, Self
 
@@ -215,12 +216,15 @@ class FirehoseClient:
         self._http = None
         await self._stack.aclose()
 
-    async def put_record_batch(self, records: list[bytes]) -> PutBatchResult:
+    async def put_record_batch(
+        self, records: list[bytes], on_sending: Callable[[], None] | None = None
+    ) -> PutBatchResult:
         """Send one PutRecordBatch with `records` (1..500, limits checked by the caller).
 
         Returns the per-entry result of a 200 answer. Raises a `FirehoseError` subclass for a
         failed call; its `ambiguous` flag says whether the records may have been stored.
-        Cancellation abandons the request; its outcome is then unknown to the caller.
+        Cancellation abandons the request; its outcome is then unknown to the caller once
+        `on_sending` (optional) was called: just before the request's first byte is written.
         """
         if self._signer is None or (self._pool is None and self._http is None):
             raise RuntimeError("FirehoseClient is not started")
@@ -234,20 +238,26 @@ class FirehoseClient:
             parcel = [body]
             del body
             status, _, request_id, error_type, payload = await self._post(
-                self._pool, headers, parcel
+                self._pool, headers, parcel, on_sending
             )
         else:
+            if on_sending is not None:  # aiohttp does not say when it writes: assume now
+                on_sending()
             status, request_id, error_type, payload = await self._post_aiohttp(headers, body)
         if status == 200:
             return parse_put_record_batch(payload, sent, request_id)
         raise self._located(parse_error(status, payload, request_id, error_type))
 
     async def _post(
-        self, pool: http1.Http1Pool, headers: dict[str, str], parcel: list[bytes]
+        self,
+        pool: http1.Http1Pool,
+        headers: dict[str, str],
+        parcel: list[bytes],
+        on_sending: Callable[[], None] | None,
     ) -> http1.Answer:
         """POST through our HTTP/1.1 pool; its errors mapped as the aiohttp ones are below."""
         try:
-            return await pool.post(headers, parcel)
+            return await pool.post(headers, parcel, on_sending)
         except http1.TlsCertificateError as exc:
             raise self._tls_error("TlsCertificateNotTrusted", exc.cause or exc) from exc
         except http1.TlsHandshakeError as exc:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final, NamedTuple, cast
 from urllib.parse import urlsplit
 
@@ -504,12 +504,19 @@ class Http1Pool:
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
 
-    async def post(self, headers: dict[str, str], body: bytes | list[bytes]) -> Answer:
+    async def post(
+        self,
+        headers: dict[str, str],
+        body: bytes | list[bytes],
+        on_sending: Callable[[], None] | None = None,
+    ) -> Answer:
         """POST `body` with `headers` (Host and Content-Length are added); the answer.
 
         `body` may be handed over as a one-element list, which is emptied: the pool then holds
         the only reference and drops it once the request is written (the transport keeps what
         the socket has not taken yet), so a large body does not stay for the whole answer.
+        `on_sending` (optional) is called just before the request's first byte is written:
+        until then (waiting for a connection, connecting) the server cannot have seen it.
 
         Raises an `Http1Error` subclass (see the module's docstring); on cancellation the
         connection is aborted, never reused.
@@ -539,6 +546,8 @@ class Http1Pool:
             connection = self._idle_connection(now)
             if connection is None:
                 connection = await self._connect(loop, deadline)
+            if on_sending is not None:
+                on_sending()
             waiter = connection.send([head, body] if body else [head])
             del body  # written (or buffered by the transport): not kept until the answer
             timer = loop.call_at(deadline, connection.time_out, self._request_timeout_s)

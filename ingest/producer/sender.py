@@ -50,7 +50,9 @@ _log = structlog.get_logger(__name__)
 
 
 class BatchTransport(Protocol):
-    async def put_record_batch(self, records: list[bytes]) -> PutBatchResult: ...
+    async def put_record_batch(
+        self, records: list[bytes], on_sending: Callable[[], None] | None = None
+    ) -> PutBatchResult: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,10 +256,15 @@ class Sender:
         counters.inflight_requests += 1
         epoch = self._slots.epoch()
         sticky = batch.maybe_stored
-        batch.maybe_stored = True  # unknown until answered: a cancel now must say so
+
+        def sending() -> None:
+            # Unknown from the first byte written until answered: a cancel now must say so
+            # (before it, e.g. while connecting, nothing can have been stored).
+            batch.maybe_stored = True
+
         started = time.monotonic()
         try:
-            request = self._transport.put_record_batch(wire)
+            request = self._transport.put_record_batch(wire, sending)
             del wire  # with packing the body holds the packed bytes now: don't keep them twice
             result = await request
         except FirehoseError as exc:
