@@ -12,6 +12,15 @@ So under slow answers batches fill up instead of going out small, and no more re
 than the rate needs: 5,000 events/s against 200 ms answers travel as ~2 requests of 500 in
 flight, not 8 of 125. Linger expiry is a ``loop.call_later`` timer, so nothing polls.
 
+The lane (`lane_room`, `lane_records`, `lane_batch`, `lane_end`): `Producer.put`'s per-event
+path. While the lane is open, a record of at most `lane_room` bytes may be appended straight to
+`lane_records` (the open batch's list), taking `lane_room` down by its size; the batch's byte
+count, the queue counts and ``records_put`` are brought up to date only when something reads
+them (`sync_lane`, run first by every method here that reads or changes them), so a put costs a
+list append and one subtraction. `lane_room` never exceeds the batch's byte room, the queue's
+byte room or the largest record allowed, and the lane ends at `lane_end` records: the limits and
+the bound hold exactly as for `append`. A closed lane has `lane_room` -1: no record fits.
+
 With packing (`Packer`), the batch still holds EVENTS (the ledger counts events), and its limits
 apply to the records the sender will pack them into: at most 500 packed records and 4 MiB (gzip's
 worst-case growth included). The accumulator follows the packer's next-fit grouping as events
@@ -28,7 +37,7 @@ from collections.abc import Callable
 from itertools import accumulate
 
 from ingest.errors import PutTimeoutError
-from ingest.firehose.limits import MAX_BATCH_BYTES, MAX_RECORDS_PER_BATCH
+from ingest.firehose.limits import MAX_BATCH_BYTES, MAX_RECORD_BYTES, MAX_RECORDS_PER_BATCH
 from ingest.producer.batch import Batch, Receipt, Receipts
 from ingest.producer.ledger import Ledger
 from ingest.producer.packing import Packer
@@ -38,7 +47,8 @@ __all__ = ["Accumulator"]
 
 class Accumulator:
     """Batches records; `max_records`/`max_bytes` bound what is held; `linger_s` in seconds;
-    `packer` (None: one record per event) packs events into Firehose records."""
+    `packer` (None: one record per event) packs events into Firehose records; `largest` is the
+    largest record the producer accepts."""
 
     def __init__(
         self,
@@ -48,11 +58,13 @@ class Accumulator:
         max_bytes: int,
         linger_s: float,
         packer: Packer | None = None,
+        largest: int = MAX_RECORD_BYTES,
     ) -> None:
         self._ledger = ledger
         self._counters = ledger.counters
         self.max_records = max_records
         self.max_bytes = max_bytes
+        self.largest = largest  # the largest record put may take (the lane never takes more)
         self._linger_s = linger_s
         self.queue_records = 0
         self.queue_bytes = 0
@@ -72,14 +84,73 @@ class Accumulator:
         if packer is not None:
             self.append = self._append_packed  # type: ignore[method-assign]
             self.append_many = self._append_many_packed  # type: ignore[method-assign]
+        # The lane (see the module doc). `lanes_allowed` is the producer's to set: only plain
+        # puts (no packing, no durable log) of a running producer may use it.
+        self.lanes_allowed = False
+        self.lane_room = -1
+        self.lane_records: list[bytes] = []
+        self.lane_batch: Batch | None = None
+        self.lane_end = 0
+        self._lane_opened_room = -1  # lane_room at the last sync
+        self._lane_synced = 0  # len(lane_records) at the last sync
 
     def has_room(self, size: int) -> bool:
+        self.sync_lane()
         return self.queue_records < self.max_records and self.queue_bytes + size <= self.max_bytes
+
+    # -- the lane ------------------------------------------------------------------------------
+
+    def sync_lane(self) -> None:
+        """Count what went through the lane since the last sync (the lane stays open)."""
+        if self.lane_batch is None:
+            return
+        added = len(self.lane_records) - self._lane_synced
+        if added:
+            nbytes = self._lane_opened_room - self.lane_room
+            self.lane_batch.nbytes += nbytes
+            self.queue_records += added
+            self.queue_bytes += nbytes
+            self._counters.records_put += added
+            self._lane_synced += added
+            self._lane_opened_room = self.lane_room
+
+    def close_lane(self) -> None:
+        """Sync and close the lane: the next put takes the slow path."""
+        self.sync_lane()
+        self.lane_batch = None
+        self.lane_room = self._lane_opened_room = -1
+        self.lane_end = 0
+
+    def lane_filled(self) -> None:
+        """The lane reached `lane_end`: close it, and seal the batch if that made it full."""
+        batch = self.lane_batch
+        self.close_lane()
+        if batch is not None and len(batch.records) == MAX_RECORDS_PER_BATCH:
+            self.seal()
+
+    def _open_lane(self) -> None:
+        """Open the lane on the open batch, within the batch's and the queue's room (the lane
+        must be synced, i.e. closed or just synced)."""
+        batch = self._open
+        if batch is None or not self.lanes_allowed:
+            return
+        count = len(batch.records)
+        end = count + min(MAX_RECORDS_PER_BATCH - count, self.max_records - self.queue_records)
+        if end <= count:
+            return
+        room = min(MAX_BATCH_BYTES - batch.nbytes, self.max_bytes - self.queue_bytes, self.largest)
+        self.lane_batch = batch
+        self.lane_records = batch.records
+        self.lane_room = self._lane_opened_room = room
+        self._lane_synced = count
+        self.lane_end = end
 
     # -- one record per Firehose record --------------------------------------------------------
 
     def append(self, record: bytes, size: int) -> Receipt:
-        """Add one record (the caller has checked `has_room`); returns its receipt."""
+        """Add one record (the caller has checked `has_room`); returns its receipt. Opens the
+        lane for the records after it."""
+        self.close_lane()
         batch = self._open
         if batch is None or batch.nbytes + size > MAX_BATCH_BYTES:
             batch = self._start_batch()
@@ -92,12 +163,15 @@ class Accumulator:
         self._counters.records_put += 1
         if index + 1 == MAX_RECORDS_PER_BATCH:
             self.seal()
+        else:
+            self._open_lane()
         return Receipt(batch, index)
 
     def append_many(
         self, records: list[bytes], sizes: list[int], taken: int, receipts: Receipts
     ) -> int:
         """Add ``records[taken:]`` while there is room; returns the index reached."""
+        self.close_lane()
         total = len(records)
         while taken < total:
             batch = self._open
@@ -235,6 +309,7 @@ class Accumulator:
 
     def seal(self) -> None:
         """Make the open batch ready now (full, flush or close)."""
+        self.close_lane()
         batch = self._open
         if batch is None:
             return
@@ -298,6 +373,7 @@ class Accumulator:
         self._wake(self._room_waiter)
 
     def describe_fill(self) -> str:
+        self.sync_lane()
         return (
             f"{self.queue_records}/{self.max_records} records, "
             f"{self.queue_bytes}/{self.max_bytes} bytes held"
