@@ -92,6 +92,7 @@ async def _run(
     if code is not None:
         return code
     generation_started = time.monotonic()
+    cpu_started = time.process_time()
     started_at_s = time.time()  # objects older than this hold no event of this run
     first_seq = events.seq  # > 0 when --durable resumed the run id of an earlier process
     progress = run_progress(
@@ -109,6 +110,7 @@ async def _run(
         producer.stats(), state, stopped_by=stopped_by, generation_s=generation_s,
         total_s=time.monotonic() - generation_started, run_id=events.run_id,
         stream=config.stream, target_rate=config.rate, spooled=spool.spooled_total,
+        cpu_s=time.process_time() - cpu_started,
     )  # fmt: skip
     log.info("run_finished", **summary.as_log())
     print(summary.render_json() if json_summary else summary.render(), flush=True)

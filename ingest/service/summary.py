@@ -48,11 +48,17 @@ class Summary:
     bytes_sent: int = 0  # Firehose records' bytes of every attempt (packed/compressed as sent)
     bytes_billed: int = 0  # accepted Firehose records, each rounded up to 5 KB
     firehose_records: int = 0  # Firehose records accepted (fewer than events when packing)
+    cpu_s: float = 0.0  # process CPU (user + system) over total_s: start-up excluded
 
     @property
     def events_per_record(self) -> float:
         """Events per Firehose record delivered (1 without packing)."""
         return self.delivered / self.firehose_records if self.firehose_records else 0.0
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        """Process CPU per event put, in µs, over generation and drain."""
+        return self.cpu_s / self.put * 1e6 if self.put else 0.0
 
     @property
     def drain_s(self) -> float:
@@ -114,6 +120,8 @@ class Summary:
         fields["delivered_per_s"] = round(self.delivered_per_s, 1)
         fields["delivered_mib_per_s"] = round(self.delivered_mib_per_s, 3)
         fields["events_per_record"] = round(self.events_per_record, 2)
+        fields["cpu_s"] = round(self.cpu_s, 3)
+        fields["cpu_us_per_event"] = round(self.cpu_us_per_event, 3)
         for name in ("latency_p50_s", "latency_p99_s"):
             value = fields[name]
             fields[name] = None if value is None else round(float(value), 4)
@@ -147,6 +155,8 @@ class Summary:
             f"  duplicates  {self.duplicates_possible:>12,}  (possible, after ambiguous errors)",
             f"  billed      {self.bytes_billed:>12,}  (bytes, 5 KB per record; "
             f"{self.bytes_sent:,} bytes sent, {self.events_per_record:,.1f} events per record)",
+            f"  cpu         {self.cpu_s:>12,.2f}  (s of this process over generation and drain, "
+            f"{self.cpu_us_per_event:,.2f} µs per event)",
         ]
         if self.spooled:
             lines.append(f"  spooled     {self.spooled:>12,}  (failed, kept for `ingest replay`)")
@@ -196,6 +206,7 @@ def summarize(
     stream: str = "",
     target_rate: float = 0.0,
     spooled: int = 0,
+    cpu_s: float = 0.0,
 ) -> Summary:
     latency = stats.request_duration
     return Summary(
@@ -223,4 +234,5 @@ def summarize(
         bytes_sent=stats.bytes_sent,
         bytes_billed=stats.bytes_billed,
         firehose_records=stats.firehose_records_delivered,
+        cpu_s=cpu_s,
     )

@@ -75,6 +75,9 @@ def test_local_run_serves_probes_and_metrics_and_delivers_every_event(
     assert summary["stopped_by"] == "count"
     assert summary["generated"] == summary["put"] == summary["delivered"] == 20000
     assert summary["failed"] == summary["pending"] == 0
+    # Its own CPU over generation and drain (paced at 5,000/s for 4 s: far below the span).
+    assert 0 < summary["cpu_s"] < summary["total_s"]
+    assert summary["cpu_us_per_event"] == pytest.approx(summary["cpu_s"] / 20000 * 1e6, rel=0.01)
     # Off a terminal both streams are JSON lines, so a log pipeline that merges them (as a
     # container runtime does) parses every line; stdout carries the summary as one object.
     (report,) = [orjson.loads(line) for line in run.stdout.splitlines()]
