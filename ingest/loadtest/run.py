@@ -92,6 +92,7 @@ async def _run(
         endpoint_url=target.endpoint_url,
         session=target.session,
         on_request=lambda obs: holder["recorder"].observe(obs),
+        verify=config.tls_verify(),
         **config.producer_options(),
     )
     await stack.enter_async_context(producer)

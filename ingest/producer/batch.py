@@ -112,6 +112,8 @@ class Receipt:
     """The fate of one record put: ``await receipt`` returns its RecordId once delivered, or
     raises `RecordFailedError` once failed. Resolves when its whole batch is settled."""
 
+    # `Producer.put` makes receipts without running __init__ (it sets these two slots itself):
+    # a slot added here must be set there too.
     __slots__ = ("_batch", "_index")
 
     def __init__(self, batch: Batch, index: int) -> None:

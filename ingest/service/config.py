@@ -44,6 +44,7 @@ class ServiceConfig:
     stream: str = DEFAULT_STREAM
     region: str = DEFAULT_REGION
     endpoint_url: str | None = None
+    verify_ssl: bool = True
     local: bool = False
     local_data_dir: Path | None = None
     rate: float = 1000.0
@@ -103,6 +104,11 @@ class ServiceConfig:
             "close_timeout_s": self.drain_timeout_s,
             "log_requests": debug,
         }
+
+    def tls_verify(self) -> bool | None:
+        """The producer's `verify` argument: None (botocore's rule: AWS_CA_BUNDLE, the
+        profile's ca_bundle, else the default CAs), or False with ``verify_ssl = false``."""
+        return None if self.verify_ssl else False
 
     def redacted(self) -> dict[str, object]:
         """The settings as a loggable mapping: URLs lose credentials, paths become text."""

@@ -130,6 +130,10 @@ KEYS: tuple[Key, ...] = (
          "an http:// or https:// URL without user info, query string or fragment",
          "Firehose endpoint (default: AWS for the region)", check=_url_ok, optional=True,
          aws_env=("AWS_ENDPOINT_URL_FIREHOSE",)),
+    _key("verify_ssl", "bool", True, "true or false",
+         "verify the endpoint's TLS certificate, against AWS_CA_BUNDLE or the profile's "
+         "ca_bundle when set (--no-verify-ssl: do not verify, as the AWS CLI's flag of that "
+         "name; for a test endpoint only)"),
     _key("local", "bool", False, "true or false",
          "start the Firehose emulator in-process and send to it"),
     _key("local_data_dir", "path", None, "a directory path",

@@ -177,6 +177,7 @@ def _producer(
         on_failure=spool.handle,
         session=target.session,
         on_request=on_request,
+        verify=config.tls_verify(),
         **config.producer_options(),
     )
 

@@ -157,6 +157,13 @@ def log_start(
         credentials=target.credentials,
         run_id=run_id,
     )
+    url = target.endpoint_url
+    if not config.verify_ssl and (url is None or url.startswith("https:")):
+        log.warning(
+            "tls_verification_off",
+            endpoint=redact_url(url) if url else "aws",
+            consequence="the endpoint's certificate is not checked (--no-verify-ssl)",
+        )
 
 
 class TargetChecker(Protocol):

@@ -23,7 +23,15 @@ from ingest.service.keys import KEYS, Key
 
 #: `ingest run` keys that mean something to a replay: the target, logging, the drain deadline
 #: and every producer knob except the durable log's (a replay reads the spool, not a log).
-_TARGET_KEYS = ("stream", "region", "endpoint_url", "log_level", "log_format", "drain_timeout_s")
+_TARGET_KEYS = (
+    "stream",
+    "region",
+    "endpoint_url",
+    "verify_ssl",
+    "log_level",
+    "log_format",
+    "drain_timeout_s",
+)
 
 
 def _replay_keys() -> list[Key]:
@@ -115,6 +123,7 @@ def _producer_args(config: ServiceConfig) -> dict[str, Any]:
         "stream": config.stream,
         "region": config.region,
         "endpoint_url": config.endpoint_url,
+        "verify": config.tls_verify(),
         **options,
     }
 

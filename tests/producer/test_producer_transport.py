@@ -326,11 +326,11 @@ async def test_a_missing_ca_bundle_is_a_configuration_error(
         await client.start()
 
 
-def ingest_run(endpoint: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def ingest_run(endpoint: str, env: dict[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ingest", "run", "--endpoint-url", endpoint, "--count", "200",
          "--rate", "0", "--http-port", "0", "--log-format", "json", "--spool-dir",
-         env["SPOOL"]],
+         env["SPOOL"], *flags],
         capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
 
@@ -433,3 +433,31 @@ async def test_fips_and_dual_stack_endpoints_come_from_botocore_for_both_calls(
     async with FirehoseClient(STREAM, region="us-east-1") as client:
         assert client.endpoint_url == expected
         assert client._url == expected + "/"  # where put_record_batch posts
+
+
+@pytest.mark.parametrize("how", ["--no-verify-ssl", "INGEST_VERIFY_SSL=false"])
+async def test_ingest_run_with_no_verify_ssl_sends_despite_an_untrusted_certificate(
+    pki: Pki, emulator_process: EmulatorProcess, tmp_path: Path, how: str
+) -> None:
+    """As the AWS CLI's flag: both calls skip the certificate check, and the log says so."""
+    env = {
+        **_without_proxies(os.environ),
+        "AWS_CA_BUNDLE": str(pki.wrong_ca),  # would fail the run (see the test above)
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SPOOL": str(tmp_path / "spool"),
+    }
+    flags: tuple[str, ...] = ()
+    if how.startswith("--"):
+        flags = (how,)
+    else:
+        name, value = how.split("=")
+        env[name] = value
+    endpoint = f"https://127.0.0.1:{emulator_process.port}"
+    done = await asyncio.to_thread(ingest_run, endpoint, env, *flags)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["delivered"] == 200
+    lines = done.stderr.splitlines()
+    warned = [json.loads(line) for line in lines if "tls_verification_off" in line]
+    assert len(warned) == 1
+    assert warned[0]["endpoint"] == endpoint
