@@ -85,11 +85,13 @@ def _run(config: ServiceConfig, settings: LoadtestSettings, events: EventGenerat
     import structlog
 
     from ingest.loadtest.run import run_loadtest
+    from ingest.service.allocator import tune_allocator
     from ingest.service.eventloop import run as run_on_best_loop
     from ingest.service.logging import bind_run, configure_logging, tell_user
 
     json_logs = configure_logging(config.log_level, config.log_format)
     bind_run(run_id=events.run_id, stream=config.stream)
+    structlog.get_logger(__name__).debug("allocator", malloc=tune_allocator())
     try:
         return run_on_best_loop(
             run_loadtest(

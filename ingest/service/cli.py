@@ -104,6 +104,7 @@ def run_with_config(config: ServiceConfig) -> int:
     # Imported here so `ingest emulator` and `--help` skip the runner's HTTP and metrics modules.
     import structlog
 
+    from ingest.service.allocator import tune_allocator
     from ingest.service.eventloop import run as run_on_best_loop
     from ingest.service.logging import bind_run, configure_logging
     from ingest.service.prepare import prepare_run
@@ -116,6 +117,7 @@ def run_with_config(config: ServiceConfig) -> int:
     json_logs = configure_logging(config.log_level, config.log_format)
     assert config.run_id is not None
     bind_run(run_id=config.run_id, stream=config.stream)  # every later line carries both
+    structlog.get_logger(__name__).debug("allocator", malloc=tune_allocator())
     # A log pipeline reads stdout too: there the summary is one JSON object, not a table.
     json_summary = json_logs and not sys.stdout.isatty()
     try:

@@ -109,10 +109,14 @@ def replay_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    import structlog
+
+    from ingest.service.allocator import tune_allocator
     from ingest.service.eventloop import run as run_on_best_loop
     from ingest.service.logging import configure_logging
 
     configure_logging(config.log_level, config.log_format)
+    structlog.get_logger(__name__).debug("allocator", malloc=tune_allocator())
     return run_on_best_loop(_replay(directory, config, args.include_ambiguous, args.json))
 
 
