@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from collections.abc import Mapping
 from typing import Final
 
 __all__ = ["tune_allocator"]
@@ -31,7 +32,7 @@ TRIM_THRESHOLD_BYTES: Final = 32 << 20
 _USER_SETTINGS: Final = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
 
 
-def tune_allocator(environ: dict[str, str] | None = None) -> str:
+def tune_allocator(environ: Mapping[str, str] | None = None) -> str:
     """Raise glibc's mmap and trim thresholds; returns what was done, for the start-up log:
     "tuned", "user settings kept" or "not glibc"."""
     env = os.environ if environ is None else environ
@@ -41,11 +42,11 @@ def tune_allocator(environ: dict[str, str] | None = None) -> str:
         return "not glibc"
     try:
         libc = ctypes.CDLL(None)  # the C library this process already runs on
-        gnu_get_libc_version = libc.gnu_get_libc_version  # glibc only (musl has none)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    except OSError:
         return "not glibc"
-    del gnu_get_libc_version
+    if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
+        return "not glibc"  # musl, for one, has no gnu_get_libc_version
+    mallopt = libc.mallopt
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     # Setting either turns off glibc's own adjustment of both (after each large free).
