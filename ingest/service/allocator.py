@@ -28,7 +28,7 @@ M_TRIM_THRESHOLD: Final = -1  # glibc's <malloc.h> parameter numbers
 M_MMAP_THRESHOLD: Final = -3
 # A 4 MiB batch is at most ~5.6 MB of base64 body: below 16 MiB, bodies come from the heap.
 MMAP_THRESHOLD_BYTES: Final = 16 << 20
-TRIM_THRESHOLD_BYTES: Final = 32 << 20
+TRIM_THRESHOLD_BYTES: Final = 16 << 20
 _USER_SETTINGS: Final = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
 
 
