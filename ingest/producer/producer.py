@@ -151,7 +151,6 @@ class Producer:
             on_crash=self._crash,
             on_request=on_request,
         )
-        self._largest = config.largest_record_bytes
         self._packing = config.pack_bytes is not None  # events must then end with a newline
         self._dispatcher: asyncio.Task[None] | None = None
         self._problem: BaseException | None = None  # fatal FirehoseError or crash
@@ -327,7 +326,7 @@ class Producer:
 
     def _admit(self, record: object) -> int:
         self._check_open()
-        size = record_size(record, self._largest)
+        size = record_size(record, self._acc.largest)
         if self._packing and not record.endswith(b"\n"):  # type: ignore[attr-defined]
             raise not_newline_terminated("record", record)  # type: ignore[arg-type]
         return size
@@ -335,8 +334,8 @@ class Producer:
     def _admit_many(self, records: list[bytes]) -> list[int]:
         self._check_open()
         if self._packing:
-            return event_sizes(records, self._largest)
-        return record_sizes(records, self._largest)
+            return event_sizes(records, self._acc.largest)
+        return record_sizes(records, self._acc.largest)
 
     def _check_open(self) -> None:
         if self._problem is not None:
